@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class FhirSearchConfig(AppConfig):
+    name = "fhir_search"
+    verbose_name = "FHIR search index"
+
+    def ready(self) -> None:
+        # Glue only: the receiver calls fhir_search.indexing (see receivers.py).
+        from fhir_search import receivers  # noqa: F401

@@ -1,0 +1,145 @@
+"""Search index tables, one per search parameter type (https://hl7.org/fhir/R4/search.html).
+
+Each row is (resource, resource type, parameter code, normalised value columns). Every
+table has a composite index that leads with the parameter code and resource type, then the
+value, so a search for one parameter is one index range scan. Rows are replaced as a whole
+whenever a resource is written (fhir_search.indexing), inside the same transaction.
+
+Normalisation, done once when indexing so the same SQL works on SQLite and PostgreSQL:
+- strings: case- and accent-folded (`normalize_string`), truncated to 255 characters;
+- dates: [low, high) ranges in UTC covering the whole precision of the value;
+- numbers and quantities: [low, high] ranges from the precision of the value;
+  quantities also in canonical UCUM units where a simple conversion exists.
+"""
+from __future__ import annotations
+
+from django.db import models
+
+from fhir_api.models import Resource
+
+
+class IndexRow(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="+")
+    resource_type = models.CharField(max_length=64)
+    code = models.CharField(max_length=100)  # the search parameter's code, e.g. "family"
+
+    class Meta:
+        abstract = True
+
+
+def _pattern_index(name: str, *fields: str) -> models.Index:
+    # varchar_pattern_ops lets PostgreSQL use the index for LIKE 'prefix%' whatever the
+    # database collation; other databases ignore opclasses.
+    return models.Index(fields=list(fields), name=name, opclasses=["varchar_pattern_ops"] * len(fields))
+
+
+class StringIndex(IndexRow):
+    value = models.CharField(max_length=255)  # folded: lower case, no accents
+    exact = models.CharField(max_length=255)  # as written, for :exact
+
+    class Meta:
+        indexes = [
+            _pattern_index("string_code_value", "code", "resource_type", "value"),
+            models.Index(fields=["code", "resource_type", "exact"], name="string_code_exact"),
+        ]
+
+
+class TokenIndex(IndexRow):
+    system = models.CharField(max_length=255, null=True)  # None: no system given
+    value = models.CharField(max_length=255, null=True)  # the code / identifier value
+    text = models.CharField(max_length=255, null=True)  # folded display/text for :text
+    # identifier.type for :of-type (system|code of the type's coding)
+    type_system = models.CharField(max_length=255, null=True)
+    type_code = models.CharField(max_length=255, null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["code", "resource_type", "value", "system"], name="token_code_value"),
+            models.Index(fields=["code", "resource_type", "system"], name="token_code_system"),
+        ]
+
+
+class DateIndex(IndexRow):
+    low = models.DateTimeField(null=True)  # inclusive; None: unbounded below
+    high = models.DateTimeField(null=True)  # exclusive; None: unbounded above
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["code", "resource_type", "low"], name="date_code_low"),
+            models.Index(fields=["code", "resource_type", "high"], name="date_code_high"),
+        ]
+
+
+class NumberIndex(IndexRow):
+    value = models.FloatField()  # as written
+    low = models.FloatField()  # value minus half a unit of its last significant digit
+    high = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["code", "resource_type", "value"], name="number_code_value")]
+
+
+class QuantityIndex(IndexRow):
+    value = models.FloatField()
+    low = models.FloatField()
+    high = models.FloatField()
+    system = models.CharField(max_length=255, null=True)
+    unit = models.CharField(max_length=255, null=True)  # Quantity.code, or .unit if no code
+    # The same value in canonical UCUM units (e.g. g/L for mg/dL) where the conversion is simple.
+    canonical_unit = models.CharField(max_length=255, null=True)
+    canonical_value = models.FloatField(null=True)
+    canonical_low = models.FloatField(null=True)
+    canonical_high = models.FloatField(null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["code", "resource_type", "value"], name="quantity_code_value"),
+            models.Index(fields=["code", "resource_type", "canonical_unit", "canonical_value"],
+                         name="quantity_code_canonical"),
+        ]
+
+
+class ReferenceIndex(IndexRow):
+    target_type = models.CharField(max_length=64, null=True)  # local reference "Type/id"
+    target_id = models.CharField(max_length=64, null=True)
+    target_version = models.CharField(max_length=64, null=True)
+    url = models.CharField(max_length=512, null=True)  # absolute or canonical reference
+    identifier_system = models.CharField(max_length=255, null=True)  # Reference.identifier
+    identifier_value = models.CharField(max_length=255, null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["code", "resource_type", "target_id", "target_type"], name="reference_code_target"),
+            # reverse direction: _revinclude and _has look up who points at a resource
+            models.Index(fields=["target_type", "target_id", "code"], name="reference_target"),
+            models.Index(fields=["code", "resource_type", "url"], name="reference_code_url"),
+        ]
+
+
+class UriIndex(IndexRow):
+    value = models.CharField(max_length=512)
+
+    class Meta:
+        indexes = [_pattern_index("uri_code_value", "code", "resource_type", "value")]
+
+
+class CompositeIndex(IndexRow):
+    """One row per combination of component values taken from the same element.
+
+    R4 composites are token$token, token$quantity, token$date, token$string,
+    reference$token and token$number$number; component values are normalised as in
+    their own tables (numbers, quantities as floats; dates as epoch seconds).
+    """
+
+    c1_system = models.CharField(max_length=255, null=True)
+    c1_value = models.CharField(max_length=255, null=True)
+    c2_system = models.CharField(max_length=255, null=True)
+    c2_value = models.CharField(max_length=255, null=True)
+    c2_low = models.FloatField(null=True)
+    c2_high = models.FloatField(null=True)
+    c3_low = models.FloatField(null=True)
+    c3_high = models.FloatField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["code", "resource_type", "c1_value"], name="composite_code_c1")]

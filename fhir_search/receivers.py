@@ -1,0 +1,1 @@
+"""Signal glue: keep the search index current with every write (see fhir_search.indexing)."""

@@ -1,0 +1,156 @@
+"""The search parameter registry, loaded from the official R4 SearchParameter bundle.
+
+https://hl7.org/fhir/R4/searchparameter.html -- parameters come from data, not code: the
+project ships `definitions/search-parameters.json.gz` (the official file) and a
+SearchParameter resource stored on this server is added the same way (`register`).
+"""
+from __future__ import annotations
+
+import gzip
+import threading
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import orjson
+
+DEFINITIONS = Path(__file__).resolve().parent / "definitions"
+
+# Parameters every resource type has (their base is Resource or DomainResource).
+COMMON_BASES = ("Resource", "DomainResource")
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    code: str
+    type: str  # number date string token reference composite quantity uri special
+    url: str
+    base: tuple[str, ...]
+    expression: str  # the whole expression, all bases joined with "|"
+    description: str = ""
+    targets: tuple[str, ...] = ()
+    # composite: (component definition url, expression relative to the composite's element)
+    components: tuple[tuple[str, str], ...] = ()
+    modifiers: tuple[str, ...] = ()
+    chains: tuple[str, ...] = ()
+    multiple_or: bool = True
+    multiple_and: bool = True
+    _per_type: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def expression_for(self, resource_type: str) -> str:
+        """The part of the expression that applies to one resource type.
+
+        Shared definitions such as `clinical-patient` join one path per type with `|`;
+        extraction for an Observation only needs the Observation part.
+        """
+        cached = self._per_type.get(resource_type)
+        if cached is not None:
+            return cached
+        parts = split_union(self.expression)
+        own = [p for p in parts if _starts_with_type(p, resource_type)]
+        if not own:  # Resource-level parameters: "Resource.meta.tag" applies to every type
+            own = [p for p in parts if any(_starts_with_type(p, b) for b in COMMON_BASES)]
+            own = [_retarget(p, resource_type) for p in own]
+        result = " | ".join(own)
+        self._per_type[resource_type] = result
+        return result
+
+
+def _starts_with_type(path: str, resource_type: str) -> bool:
+    path = path.lstrip("(")
+    return path == resource_type or path.startswith(resource_type + ".")
+
+
+def _retarget(path: str, resource_type: str) -> str:
+    opening = len(path) - len(path.lstrip("("))
+    rest = path[opening:]
+    for base in COMMON_BASES:
+        if rest.startswith(base + "."):
+            return path[:opening] + resource_type + rest[len(base):]
+    return path
+
+
+def split_union(expression: str) -> list[str]:
+    """Split a FHIRPath expression on its top-level `|` (not inside parentheses or strings)."""
+    parts, depth, quote, start = [], 0, False, 0
+    for i, ch in enumerate(expression):
+        if ch == "'" and (i == 0 or expression[i - 1] != "\\"):
+            quote = not quote
+        elif quote:
+            continue
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            parts.append(expression[start:i].strip())
+            start = i + 1
+    parts.append(expression[start:].strip())
+    return [p for p in parts if p]
+
+
+def from_resource(sp: dict) -> SearchParam:
+    """Build a SearchParam from a SearchParameter resource (official or posted)."""
+    return SearchParam(
+        code=sp["code"],
+        type=sp["type"],
+        url=sp.get("url", ""),
+        base=tuple(sp.get("base", ())),
+        expression=sp.get("expression", ""),
+        description=sp.get("description", ""),
+        targets=tuple(sp.get("target", ())),
+        components=tuple((c["definition"], c["expression"]) for c in sp.get("component", ())),
+        modifiers=tuple(sp.get("modifier", ())),
+        chains=tuple(sp.get("chain", ())),
+        multiple_or=sp.get("multipleOr", True),
+        multiple_and=sp.get("multipleAnd", True),
+    )
+
+
+class Registry:
+    """Search parameters by resource type and code, and by canonical URL."""
+
+    def __init__(self, params: list[SearchParam]) -> None:
+        self._lock = threading.Lock()
+        self._by_type: dict[str, dict[str, SearchParam]] = {}
+        self._common: dict[str, SearchParam] = {}
+        self._by_url: dict[str, SearchParam] = {}
+        for p in params:
+            self._add(p)
+
+    def _add(self, param: SearchParam) -> None:
+        if param.url:
+            self._by_url[param.url] = param
+        for base in param.base:
+            if base in COMMON_BASES:
+                self._common[param.code] = param
+            else:
+                self._by_type.setdefault(base, {})[param.code] = param
+
+    def register(self, param: SearchParam) -> None:
+        """Add or replace a parameter (a SearchParameter resource written to the server)."""
+        with self._lock:
+            old = self._by_url.get(param.url)
+            if old is not None:
+                for base in old.base:
+                    table = self._common if base in COMMON_BASES else self._by_type.get(base, {})
+                    if table.get(old.code) is old:
+                        del table[old.code]
+            self._add(param)
+
+    def get(self, resource_type: str, code: str) -> SearchParam | None:
+        return self._by_type.get(resource_type, {}).get(code) or self._common.get(code)
+
+    def for_type(self, resource_type: str) -> dict[str, SearchParam]:
+        """Every parameter of a type, the common ones (_id, _lastUpdated...) included."""
+        return {**self._common, **self._by_type.get(resource_type, {})}
+
+    def by_url(self, url: str) -> SearchParam | None:
+        return self._by_url.get(url)
+
+
+@cache
+def registry() -> Registry:
+    raw = gzip.decompress((DEFINITIONS / "search-parameters.json.gz").read_bytes())
+    params = [from_resource(e["resource"]) for e in orjson.loads(raw)["entry"]]
+    return Registry(params)

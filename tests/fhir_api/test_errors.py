@@ -1,0 +1,34 @@
+"""Errors are OperationOutcomes with the right status (https://hl7.org/fhir/R4/http.html#2.21.0.4)."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_method_not_allowed_is_405(fhir, patient):
+    response = fhir.post(f"/Patient/{patient['id']}", {"resourceType": "Patient"})
+    assert response.status_code == 405
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_unknown_path_is_404_operation_outcome(fhir):
+    response = fhir.get("/not/a/fhir/path/at/all")
+    assert response.status_code == 404
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_non_object_body_is_400(fhir):
+    assert fhir.post("/Patient", "[1, 2]").status_code == 400
+
+
+def test_empty_body_is_400(fhir):
+    assert fhir.post("/Patient", "").status_code == 400
+
+
+def test_vread_with_non_numeric_version_is_400(fhir, patient):
+    assert fhir.get(f"/Patient/{patient['id']}/_history/abc").status_code == 400
+
+
+def test_bad_if_match_is_400(fhir, patient):
+    assert fhir.put(f"/Patient/{patient['id']}", patient, headers={"If-Match": "nonsense"}).status_code == 400
