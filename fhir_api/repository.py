@@ -23,7 +23,7 @@ from django.db.models import Exists, OuterRef, Q
 from fhir_api import jsonio, validation
 from fhir_api.errors import BadRequest, Conflict, Gone, NotFound, PreconditionFailed
 from fhir_api.models import Resource, ResourceVersion
-from fhir_api.signals import resource_written
+from fhir_api.signals import resource_written, resources_written
 from fhir_api.structure import resource_types
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -148,8 +148,9 @@ def prepare(resource_type: str, content: Any, logical_id: str | None = None) -> 
 def create(resource_type: str, content: dict[str, Any], *, logical_id: str | None = None) -> Written:
     """Create with a server-assigned id (a client's id in the body is ignored, per http.html#create)."""
     check_type(resource_type)
+    if isinstance(content, dict) and "id" in content:
+        content = {k: v for k, v in content.items() if k != "id"}
     content = prepare(resource_type, content)
-    content = {k: v for k, v in content.items() if k != "id"}
     return write(resource_type, logical_id or str(uuid.uuid4()), content, method="POST", must_be_new=True)
 
 
@@ -299,6 +300,36 @@ def _next_version(
             if attempt or must_be_new:
                 raise Conflict(f"{resource_type}/{logical_id} was created concurrently; retry") from None
     raise AssertionError("unreachable")
+
+
+def create_many(items: list[tuple[str, str, dict[str, Any]]]) -> list[Written]:
+    """Create many new resources at once: (type, new id, validated content) each.
+
+    For ids the server just assigned (transaction POSTs), so no row can exist and no lock
+    is needed: one INSERT for the current rows, one for the versions, one per index table.
+    The unique (type, id) constraint still guards against the impossible collision.
+    """
+    if not items:
+        return []
+    at = now()
+    rows = [
+        Resource(
+            resource_type=rtype, logical_id=logical_id, version_id=1, last_updated=at, deleted=False,
+            data=stamp(content, rtype, logical_id, 1, at),
+        )
+        for rtype, logical_id, content in items
+    ]
+    with transaction.atomic():
+        Resource.objects.bulk_create(rows)  # sets the primary keys (RETURNING)
+        ResourceVersion.objects.bulk_create([
+            ResourceVersion(
+                resource=row, resource_type=row.resource_type, logical_id=row.logical_id, version_id=1,
+                last_updated=at, deleted=False, method="POST", data=row.data,
+            )
+            for row in rows
+        ])
+        resources_written.send(sender=Resource, items=[(row, item[2]) for row, item in zip(rows, items)])
+    return [Written(_stored(row, "POST"), True) for row in rows]
 
 
 # -- history -----------------------------------------------------------------------------

@@ -8,8 +8,11 @@ whenever a resource is written (fhir_search.indexing), inside the same transacti
 Normalisation, done once when indexing so the same SQL works on SQLite and PostgreSQL:
 - strings: case- and accent-folded (`normalize_string`), truncated to 255 characters;
 - dates: [low, high) ranges in UTC covering the whole precision of the value;
-- numbers and quantities: [low, high] ranges from the precision of the value;
-  quantities also in canonical UCUM units where a simple conversion exists.
+- numbers and quantities: the value as written, and the [low, high] range it covers (equal
+  for a plain number, the bounds of a Range; None for an open bound). The precision of a
+  *query* number applies at search time (fhir_search.params.number); quantities are also
+  kept in canonical UCUM units where a simple conversion exists (fhir_search.ucum);
+- `_id` and `_lastUpdated` are not indexed here: the columns of fhir_api_resource answer them.
 """
 from __future__ import annotations
 
@@ -73,8 +76,8 @@ class DateIndex(IndexRow):
 
 class NumberIndex(IndexRow):
     value = models.FloatField()  # as written
-    low = models.FloatField()  # value minus half a unit of its last significant digit
-    high = models.FloatField()
+    low = models.FloatField(null=True)  # the target range: equal to value for a plain number
+    high = models.FloatField(null=True)
 
     class Meta:
         indexes = [models.Index(fields=["code", "resource_type", "value"], name="number_code_value")]
@@ -82,8 +85,8 @@ class NumberIndex(IndexRow):
 
 class QuantityIndex(IndexRow):
     value = models.FloatField()
-    low = models.FloatField()
-    high = models.FloatField()
+    low = models.FloatField(null=True)  # equal to value, or a Range's bounds (None: open)
+    high = models.FloatField(null=True)
     system = models.CharField(max_length=255, null=True)
     unit = models.CharField(max_length=255, null=True)  # Quantity.code, or .unit if no code
     # The same value in canonical UCUM units (e.g. g/L for mg/dL) where the conversion is simple.
@@ -114,6 +117,7 @@ class ReferenceIndex(IndexRow):
             # reverse direction: _revinclude and _has look up who points at a resource
             models.Index(fields=["target_type", "target_id", "code"], name="reference_target"),
             models.Index(fields=["code", "resource_type", "url"], name="reference_code_url"),
+            models.Index(fields=["code", "resource_type", "identifier_value"], name="reference_code_identifier"),
         ]
 
 
@@ -129,7 +133,9 @@ class CompositeIndex(IndexRow):
 
     R4 composites are token$token, token$quantity, token$date, token$string,
     reference$token and token$number$number; component values are normalised as in
-    their own tables (numbers, quantities as floats; dates as epoch seconds).
+    their own tables (strings folded; numbers, quantities as floats; dates as epoch
+    seconds). A token or reference component keeps (system or target type, code or id) in
+    cN_system/cN_value; a quantity keeps its system/unit in c2_system/c2_value.
     """
 
     c1_system = models.CharField(max_length=255, null=True)
@@ -138,6 +144,9 @@ class CompositeIndex(IndexRow):
     c2_value = models.CharField(max_length=255, null=True)
     c2_low = models.FloatField(null=True)
     c2_high = models.FloatField(null=True)
+    c2_canonical_unit = models.CharField(max_length=255, null=True)
+    c2_canonical_low = models.FloatField(null=True)
+    c2_canonical_high = models.FloatField(null=True)
     c3_low = models.FloatField(null=True)
     c3_high = models.FloatField(null=True)
 

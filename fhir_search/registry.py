@@ -51,6 +51,10 @@ class SearchParam:
         if not own:  # Resource-level parameters: "Resource.meta.tag" applies to every type
             own = [p for p in parts if any(_starts_with_type(p, b) for b in COMMON_BASES)]
             own = [_retarget(p, resource_type) for p in own]
+        if not own and resource_type in self.base:
+            # Errata: a few official expressions leave out the type ("name | alias" for
+            # InsurancePlan-name); a path that starts in lower case is relative to the type.
+            own = [f"{resource_type}.{p}" for p in parts if p[:1].islower()]
         result = " | ".join(own)
         self._per_type[resource_type] = result
         return result
@@ -89,8 +93,21 @@ def split_union(expression: str) -> list[str]:
     return [p for p in parts if p]
 
 
+# Errata of the official R4 definitions: DocumentReference-relationship names its components
+# relatesto (reference) then relation (token) but gives them the expressions the other way
+# round ("code" then "target"). Keyed by URL; the value is the corrected component list.
+_COMPONENT_ERRATA = {
+    "http://hl7.org/fhir/SearchParameter/DocumentReference-relationship": (
+        ("http://hl7.org/fhir/SearchParameter/DocumentReference-relatesto", "target"),
+        ("http://hl7.org/fhir/SearchParameter/DocumentReference-relation", "code"),
+    ),
+}
+
+
 def from_resource(sp: dict) -> SearchParam:
     """Build a SearchParam from a SearchParameter resource (official or posted)."""
+    components = tuple((c["definition"], c["expression"]) for c in sp.get("component", ()))
+    components = _COMPONENT_ERRATA.get(sp.get("url", ""), components)
     return SearchParam(
         code=sp["code"],
         type=sp["type"],
@@ -99,7 +116,7 @@ def from_resource(sp: dict) -> SearchParam:
         expression=sp.get("expression", ""),
         description=sp.get("description", ""),
         targets=tuple(sp.get("target", ())),
-        components=tuple((c["definition"], c["expression"]) for c in sp.get("component", ())),
+        components=components,
         modifiers=tuple(sp.get("modifier", ())),
         chains=tuple(sp.get("chain", ())),
         multiple_or=sp.get("multipleOr", True),

@@ -1,0 +1,116 @@
+"""Index rows for resources: what each search parameter finds in them.
+
+https://hl7.org/fhir/R4/search.html -- `index_resource` replaces all index rows of one
+resource (called by the receiver of `resource_written`, inside the writer's transaction),
+`index_many` does the same for a batch with one DELETE and one INSERT per table (bulk
+loads and `manage.py reindex`, where no signal is sent). A deleted resource has no rows,
+so it never matches a search.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
+
+from django.db import models
+
+from fhir_api.models import Resource
+from fhir_search.extraction import Context, extractor
+from fhir_search.models import (
+    CompositeIndex,
+    DateIndex,
+    NumberIndex,
+    QuantityIndex,
+    ReferenceIndex,
+    StringIndex,
+    TokenIndex,
+    UriIndex,
+)
+from fhir_search.params import param_type
+from fhir_search.registry import SearchParam, registry
+
+logger = logging.getLogger(__name__)
+
+TABLES: tuple[type[models.Model], ...] = (
+    StringIndex, TokenIndex, DateIndex, NumberIndex, QuantityIndex, ReferenceIndex, UriIndex, CompositeIndex,
+)
+BATCH = 1000
+
+
+@cache
+def _indexed_params(resource_type: str) -> tuple[tuple[SearchParam, Any], ...]:
+    """(parameter, type module) of every parameter of a type that has index rows."""
+    out = []
+    for param in registry().for_type(resource_type).values():
+        ptype = param_type(param)
+        if ptype is None or ptype.on_resource or ptype.model is None or not param.expression_for(resource_type):
+            continue
+        out.append((param, ptype))
+    return tuple(out)
+
+
+def forget_type(resource_type: str | None = None) -> None:
+    """Recompute which parameters a type indexes (after a SearchParameter changes)."""
+    _indexed_params.cache_clear()
+
+
+def rows_for(resource: Resource, content: dict[str, Any] | None) -> dict[type[models.Model], list[models.Model]]:
+    """The index rows (unsaved) of one resource version, grouped by table."""
+    out: dict[type[models.Model], list[models.Model]] = defaultdict(list)
+    if content is None or resource.deleted:
+        return out
+    rtype = resource.resource_type
+    context = Context(content)
+    for param, ptype in _indexed_params(rtype):
+        try:
+            seen = set()
+            for typed in extractor(param, rtype)(context, None):
+                for cols in ptype.rows(param, typed, context):
+                    key = tuple(cols.items())
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    out[ptype.model].append(
+                        ptype.model(resource_id=resource.pk, resource_type=rtype, code=param.code, **cols)
+                    )
+        except Exception:  # noqa: BLE001 -- one odd value must not stop the write
+            logger.warning("could not index %s of %s/%s", param.code, rtype, resource.logical_id, exc_info=True)
+    return out
+
+
+def _tables_of(resource_type: str) -> set[type[models.Model]]:
+    return {ptype.model for _, ptype in _indexed_params(resource_type)}
+
+
+def index_resource(resource: Resource, content: dict[str, Any] | None) -> None:
+    """Replace the index rows of one resource (content None: a deletion, no rows)."""
+    if resource.version_id > 1:  # a first version has no rows to replace yet
+        for table in _tables_of(resource.resource_type):
+            table.objects.filter(resource_id=resource.pk).delete()
+    for table, rows in rows_for(resource, content).items():
+        table.objects.bulk_create(rows, batch_size=BATCH)
+
+
+def index_many(items: Iterable[tuple[Resource, dict[str, Any] | None]]) -> int:
+    """Replace the index rows of many resources: one DELETE and one INSERT per table.
+
+    Returns the number of rows written.
+    """
+    items = list(items)
+    if not items:
+        return 0
+    ids = [resource.pk for resource, _ in items]
+    tables = set().union(*(_tables_of(resource.resource_type) for resource, _ in items))
+    for table in tables:
+        table.objects.filter(resource_id__in=ids).delete()
+    grouped: dict[type[models.Model], list[models.Model]] = defaultdict(list)
+    for resource, content in items:
+        for table, rows in rows_for(resource, content).items():
+            grouped[table].extend(rows)
+    written = 0
+    for table, rows in grouped.items():
+        table.objects.bulk_create(rows, batch_size=BATCH)
+        written += len(rows)
+    return written

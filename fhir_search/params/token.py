@@ -1,0 +1,87 @@
+"""Token parameters (https://hl7.org/fhir/R4/search.html#token).
+
+`code` (any system), `system|code`, `|code` (no system), `system|` (any code of a system);
+`:text` matches the display/text like a string search (at the start of any word), `:not`
+finds resources with no matching value, `:of-type` matches an Identifier by its type and
+value (`type-system|type-code|value`). Codes compare exactly (case-sensitive).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q
+
+from fhir_search import converters
+from fhir_search.extraction import Context, Typed
+from fhir_search.models import TokenIndex
+from fhir_search.normalize import clip, fold
+from fhir_search.params.base import Env, ParamType, split_unescaped, unescape
+from fhir_search.registry import SearchParam
+
+
+@dataclass(frozen=True, slots=True)
+class TokenQuery:
+    system: str | None  # None: any system; "": no system
+    code: str | None  # None: any code
+    type_system: str | None = None  # :of-type
+    type_code: str | None = None
+    text: str | None = None  # :text
+
+
+def _clip(value: Any) -> str | None:
+    return clip(value) if isinstance(value, str) else None if value is None else clip(str(value))
+
+
+class TokenParam(ParamType):
+    name = "token"
+    model = TokenIndex
+    modifiers = frozenset({"text", "not", "of-type"})
+
+    def rows(self, param: SearchParam, typed: Typed, context: Context) -> list[dict[str, Any]]:
+        return [
+            {
+                "system": _clip(t.system),
+                "value": _clip(t.code),
+                "text": clip(fold(t.text)) if t.text else None,
+                "type_system": _clip(t.type_system),
+                "type_code": _clip(t.type_code),
+            }
+            for t in converters.tokens(typed)
+        ]
+
+    def parse(self, param: SearchParam, raw: str, modifier: str | None, env: Env) -> TokenQuery:
+        if modifier == "text":
+            return TokenQuery(None, None, text=fold(unescape(raw)))
+        if modifier == "of-type":
+            parts = split_unescaped(raw, "|", 2)
+            if len(parts) != 3 or not all(parts):
+                raise ValueError(f"{raw!r}: :of-type takes type-system|type-code|value")
+            return TokenQuery(None, unescape(parts[2]), unescape(parts[0]), unescape(parts[1]))
+        parts = split_unescaped(raw, "|", 1)
+        if len(parts) == 1:
+            if not raw:
+                raise ValueError("an empty token matches nothing")
+            return TokenQuery(None, unescape(raw))
+        system, code = unescape(parts[0]), unescape(parts[1])
+        if not system and not code:
+            raise ValueError("'|' alone is not a token")
+        return TokenQuery(system, code or None)
+
+    def condition(self, param: SearchParam, parsed: TokenQuery, modifier: str | None) -> Q:
+        if parsed.text is not None:
+            # word-start match: "head" finds "Headache" and "Severe headache"
+            return Q(text__startswith=parsed.text) | Q(text__contains=" " + parsed.text)
+        q = Q()
+        if parsed.type_system is not None:
+            q &= Q(type_system=parsed.type_system, type_code=parsed.type_code)
+        if parsed.system == "":
+            q &= Q(system__isnull=True)
+        elif parsed.system is not None:
+            q &= Q(system=parsed.system)
+        if parsed.code is not None:
+            q &= Q(value=clip(parsed.code))
+        return q
+
+    def sort_field(self, descending: bool) -> str:
+        return "value"
