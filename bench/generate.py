@@ -350,10 +350,24 @@ def _sorted_providers(providers: set[Provider] | list[Provider]) -> list[Provide
 
 
 def providers_bundle(seed: int) -> dict[str, Any]:
-    """The whole pool as one transaction (Synthea's hospital/practitioner information files)."""
+    """The whole pool as one transaction (Synthea's hospital/practitioner information files).
+
+    Here a Location points at its Organization through the Organization entry's fullUrl: a
+    conditional reference would have to match a resource this same transaction creates.
+    """
     rng = random.Random(f"{seed}/providers-bundle")
     everyone = [p for site in provider_pool(seed) for p in (site.organization, site.location, *site.practitioners)]
-    entries = [p.entry("urn:uuid:" + _uuid(rng)) for p in _sorted_providers(everyone)]
+    urls = {p: "urn:uuid:" + _uuid(rng) for p in _sorted_providers(everyone)}
+    by_reference = {p.reference["reference"]: url for p, url in urls.items()}
+    entries = []
+    for provider, url in urls.items():
+        entry = provider.entry(url)
+        managing = provider.resource.get("managingOrganization")
+        if managing:
+            resource = {**provider.resource, "managingOrganization": {**managing,
+                        "reference": by_reference[managing["reference"]]}}
+            entry = {**entry, "resource": resource}
+        entries.append(entry)
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 

@@ -206,6 +206,8 @@ def numbers(typed: Typed) -> list[tuple[float, float | None, float | None]]:
     if t in QUANTITY_TYPES and isinstance(v, dict):
         n = as_number(v.get("value"))
         return [(n, n, n)] if n is not None else []
+    if t == "Range" and isinstance(v, dict):
+        return [(q.value, q.low, q.high) for q in quantities(typed)]
     return skipped("number", typed)
 
 

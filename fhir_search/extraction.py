@@ -19,7 +19,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from fhir_api.structure import Element, structures
@@ -54,7 +54,7 @@ class Context:
         self.resource_type: str = resource.get("resourceType", "")
         self._contained: dict[str, str] | None = None
 
-    @property
+    @cached_property
     def root(self) -> Typed:
         return Typed(self.resource_type, self.resource, self.resource_type)
 
@@ -168,23 +168,26 @@ def _typed(value: Any, type_code: str, element: Element | None) -> list[Typed]:
     return out
 
 
+@cache
+def _json_keys(node: str, name: str) -> tuple[tuple[str, str, Element], ...]:
+    """(JSON key, type, element) for a child: one key, or one per type of a choice element."""
+    element = structures().children(node).get(name)
+    if element is None:
+        return ()
+    if element.choice:
+        return tuple((name + t[0].upper() + t[1:], t, element) for t in element.types)
+    return ((name, element.types[0] if element.types else "Element", element),)
+
+
 def _child(nodes: list[Typed], name: str) -> list[Typed]:
     out: list[Typed] = []
     for node in nodes:
         if not isinstance(node.value, dict):
             continue
-        element = structures().children(node.node).get(name)
-        if element is None:
-            continue
-        if element.choice:
-            for t in element.types:
-                v = node.value.get(name + t[0].upper() + t[1:])
-                if v is not None:
-                    out.extend(_typed(v, t, element))
-        else:
-            v = node.value.get(name)
+        for key, type_code, element in _json_keys(node.node, name):
+            v = node.value.get(key)
             if v is not None:
-                out.extend(_typed(v, element.types[0] if element.types else "Element", element))
+                out.extend(_typed(v, type_code, element))
     return out
 
 

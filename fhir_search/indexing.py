@@ -93,18 +93,20 @@ def index_resource(resource: Resource, content: dict[str, Any] | None) -> None:
         table.objects.bulk_create(rows, batch_size=BATCH)
 
 
-def index_many(items: Iterable[tuple[Resource, dict[str, Any] | None]]) -> int:
+def index_many(items: Iterable[tuple[Resource, dict[str, Any] | None]], *, just_written: bool = False) -> int:
     """Replace the index rows of many resources: one DELETE and one INSERT per table.
 
-    Returns the number of rows written.
+    `just_written`: the versions were written in this transaction (the bulk-write signal),
+    so first versions have no rows yet and need no DELETE. Returns the number of rows written.
     """
     items = list(items)
     if not items:
         return 0
-    ids = [resource.pk for resource, _ in items]
-    tables = set().union(*(_tables_of(resource.resource_type) for resource, _ in items))
-    for table in tables:
-        table.objects.filter(resource_id__in=ids).delete()
+    old = [resource for resource, _ in items if not just_written or resource.version_id > 1]
+    if old:
+        ids = [resource.pk for resource in old]
+        for table in set().union(*(_tables_of(resource.resource_type) for resource in old)):
+            table.objects.filter(resource_id__in=ids).delete()
     grouped: dict[type[models.Model], list[models.Model]] = defaultdict(list)
     for resource, content in items:
         for table, rows in rows_for(resource, content).items():

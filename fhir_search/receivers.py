@@ -10,10 +10,16 @@ from typing import Any
 from django.dispatch import receiver
 
 from fhir_api.models import Resource
-from fhir_api.signals import resource_written
-from fhir_search.indexing import index_resource
+from fhir_api.signals import resource_written, resources_written
+from fhir_search.indexing import index_many, index_resource
 
 
 @receiver(resource_written, sender=Resource, dispatch_uid="fhir_search.index_written")
 def index_written(sender: type[Resource], resource: Resource, content: dict[str, Any] | None, **kwargs: Any) -> None:
     index_resource(resource, content)
+
+
+@receiver(resources_written, sender=Resource, dispatch_uid="fhir_search.index_many_written")
+def index_many_written(sender: type[Resource], items: list[tuple[Resource, dict[str, Any] | None]],
+                       **kwargs: Any) -> None:
+    index_many(items, just_written=True)

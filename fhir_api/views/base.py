@@ -5,27 +5,44 @@ import re
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from rest_framework.viewsets import ViewSet
 
-from fhir_api.errors import BadRequest
+from fhir_api.errors import BadRequest, exception_handler
 
 _ETAG = re.compile(r'\s*(?:W/)?"?([^"]*)"?\s*\Z')
 
 
 class FhirViewSet(ViewSet):
-    """A ViewSet that skips DRF's content negotiation and throttling.
+    """A DRF ViewSet (routing by action) with a lean dispatch.
 
-    FHIR negotiates formats itself (fhir_api.formats) and views answer with ready
-    HttpResponses, so DRF's renderers never run; the hot read path stays short.
+    FHIR negotiates formats itself (fhir_api.formats), reads bodies itself and answers with
+    ready HttpResponses, so DRF's Request wrapper, renderers and throttles would only add
+    time to every request (issue #5: the read path must be leaner than DRF's default).
+    Errors still go through DRF's `handle_exception`, hence our one exception handler.
     """
 
     authentication_classes: list = []
     permission_classes: list = []
     throttle_classes: list = []
 
-    def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        self.args, self.kwargs, self.request = args, kwargs, request
+        self.headers = {}
         self.format_kwarg = None
+        try:
+            handler = getattr(self, request.method.lower(), None) if request.method else None
+            if handler is None or request.method.lower() not in self.http_method_names:
+                handler = self.http_method_not_allowed
+            return handler(request, *args, **kwargs)
+        except Exception as exc:
+            return self.handle_exception(exc)
+
+    def handle_exception(self, exc: Exception) -> HttpResponse:
+        response = exception_handler(exc, {"view": self, "request": self.request})
+        if response is None:  # pragma: no cover - exception_handler answers every exception
+            raise exc
+        return response
 
 
 def parse_etag(value: str | None, header: str = "If-Match") -> int | None:

@@ -12,7 +12,7 @@ from tests.fhir_api.examples import exact, examples
 
 pytestmark = pytest.mark.django_db
 
-# The one R4 example whose id breaks the R4 id rule [A-Za-z0-9\-.]{1,64}: it is 70 characters.
+# The one R4 example whose id breaks the R4 id rule [A-Za-z0-9\-.]{1,64}: it is 67 characters.
 # The server refuses such an id on update (400) and stores the example under a server id.
 TOO_LONG_ID = "questionnaireresponse-extensions-QuestionnaireResponse-item-subject"
 

@@ -1,0 +1,97 @@
+"""Runs the timed workloads against a target that already holds the data (used by __main__ and the smoke test)."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench import workloads
+from bench.load import Result, Target
+from bench.server import RssSampler, memory_report
+from bench.workloads import Catalog
+
+
+@dataclass
+class Config:
+    duration: float = 10.0  # seconds measured per workload
+    warmup: float = 1.0  # seconds run before measuring starts
+    read_clients: tuple[int, ...] = (1, 4, 16)
+    search_clients: int = 4
+    count_clients: int = 1
+    everything_clients: int = 4
+    mixed_clients: int = 4
+    mixed_seconds: float = 20.0  # the memory phase (--soak)
+    seed: int = 42
+    only: frozenset[str] | None = None  # groups to run: read, ceiling, search, count, everything, mixed
+
+    def wants(self, group: str) -> bool:
+        return self.only is None or group in self.only
+
+
+def log_line(summary: dict[str, Any]) -> None:
+    p = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    print(f"  {summary['name'][:58]:58} c={summary['concurrency']:<3} {summary['throughput']:>8.1f}/s "
+          f"p50 {p(summary['p50_ms'])} p95 {p(summary['p95_ms'])} p99 {p(summary['p99_ms'])} ms"
+          f"{'  errors ' + str(summary['errors']) if summary['errors'] else ''}", file=sys.stderr, flush=True)
+
+
+def _record(out: list[dict[str, Any]], group: str, result: Result) -> dict[str, Any]:
+    summary = {"group": group, **result.summary()}
+    out.append(summary)
+    log_line(summary)
+    return summary
+
+
+def run_workloads(target: Target, catalog: Catalog, config: Config, *, ceiling: Target | None = None,
+                  worker_pids: Callable[[], list[int]] | None = None) -> dict[str, Any]:
+    """Workloads 2-5 and the mixed/memory phase; returns {"workloads", "memory", "notes"}."""
+    out: list[dict[str, Any]] = []
+    notes: list[str] = []
+    memory: dict[str, Any] | None = None
+    timing = {"duration": config.duration, "warmup": config.warmup}
+
+    if config.wants("read"):
+        read = workloads.read_operation(catalog)
+        for clients in config.read_clients:
+            _record(out, "read", workloads.run(target, f"read Patient|Observation/{{id}}", read, clients=clients,
+                                               seed=config.seed, **timing))
+    if config.wants("ceiling") and ceiling is not None:
+        read = workloads.read_operation(catalog)
+        for clients in config.read_clients:
+            _record(out, "ceiling-read", workloads.run(ceiling, "ceiling: minimal WSGI read by id", read,
+                                                       clients=clients, seed=config.seed, **timing))
+    if config.wants("search"):
+        for name, operation in workloads.search_operations(catalog):
+            _record(out, "search", workloads.run(target, name, operation, clients=config.search_clients,
+                                                 seed=config.seed, **timing))
+    if config.wants("count"):
+        for name, operation in workloads.count_operations(catalog):
+            _record(out, "count", workloads.run(target, name, operation, clients=config.count_clients,
+                                                seed=config.seed, **timing))
+    if config.wants("everything"):
+        path = workloads.everything_path(catalog)
+        status, body = workloads.probe(target, path)
+        if status == 200:
+            _record(out, "everything", workloads.run(target, "Patient/{median}/$everything",
+                                                     workloads.everything_operation(catalog),
+                                                     clients=config.everything_clients, seed=config.seed, **timing))
+        else:
+            notes.append(f"$everything skipped: GET {path} answered {status} ({body[:120]})")
+    if config.wants("mixed"):
+        mixed = workloads.mixed_operation(catalog)
+        pids = worker_pids() if worker_pids else []
+        name = "mixed: reads 55% / searches 40% / counts 5%"
+        if pids:
+            # twice a second on a real run, often enough for a few samples on a smoke run
+            with RssSampler(pids, interval=min(0.5, max(0.05, config.mixed_seconds / 20))) as sampler:
+                result = workloads.run(target, name, mixed, clients=config.mixed_clients,
+                                       duration=config.mixed_seconds, warmup=config.warmup, seed=config.seed)
+            # the first quarter of the phase is warm-up for caches and connection pools
+            memory = memory_report(sampler.samples, config.warmup + config.mixed_seconds / 4, result.requests)
+        else:
+            result = workloads.run(target, name, mixed, clients=config.mixed_clients,
+                                   duration=config.mixed_seconds, warmup=config.warmup, seed=config.seed)
+            notes.append("memory not sampled: the server's worker processes are not known (--url)")
+        _record(out, "mixed", result)
+    return {"workloads": out, "memory": memory, "notes": notes}

@@ -1,0 +1,60 @@
+"""What the CapabilityStatement says about search (https://hl7.org/fhir/R4/capabilitystatement.html).
+
+`rest.resource.searchParam`, `searchInclude` and `searchRevInclude` for each type, from the
+same registry the index and the query builder use, minus what is not supported yet.
+"""
+from __future__ import annotations
+
+from functools import cache
+
+from fhir_api.structure import resource_types
+from fhir_search.params import param_type
+from fhir_search.params.special import NotSupported
+from fhir_search.registry import registry
+
+
+def _supported(param) -> bool:
+    ptype = param_type(param)
+    return ptype is not None and not isinstance(ptype, NotSupported)
+
+
+@cache
+def _entries(resource_type: str) -> tuple[dict, ...]:
+    out = []
+    for code, param in sorted(registry().for_type(resource_type).items()):
+        if not _supported(param):
+            continue
+        entry = {"name": code, "definition": param.url, "type": param.type}
+        if param.description:
+            entry["documentation"] = param.description
+        out.append(entry)
+    return tuple(out)
+
+
+def search_param_entries(resource_type: str) -> list[dict]:
+    """CapabilityStatement.rest.resource.searchParam for one type."""
+    return [dict(e) for e in _entries(resource_type)]
+
+
+def search_includes(resource_type: str) -> list[str]:
+    """CapabilityStatement.rest.resource.searchInclude: `Type:param` for its reference parameters."""
+    params = registry().for_type(resource_type)
+    return ["*"] + [f"{resource_type}:{code}" for code, p in sorted(params.items()) if p.type == "reference"]
+
+
+@cache
+def _revincludes() -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    everything = sorted(resource_types())
+    for source in everything:
+        for code, p in sorted(registry().for_type(source).items()):
+            if p.type != "reference":
+                continue
+            for target in p.targets or everything:
+                out.setdefault(target, []).append(f"{source}:{code}")
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def search_revincludes(resource_type: str) -> list[str]:
+    """CapabilityStatement.rest.resource.searchRevInclude: `Source:param` that can point here."""
+    return list(_revincludes().get(resource_type, ()))

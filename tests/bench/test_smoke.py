@@ -1,0 +1,102 @@
+"""A smoke run of the benchmark code against Django's live server: tiny sizes, not timed.
+
+It proves the generator, the load generator, the workloads and the report work end to end
+(https://hl7.org/fhir/R4/http.html#transaction for the ingest); the figures themselves mean
+nothing here. On PostgreSQL the ceilings run too: the COPY into a bare table and the
+minimal WSGI app (served in a thread) reading the same stored JSON.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import pytest
+from django.db import connection
+
+from bench import ceiling_app, ceilings, generate, report, workloads
+from bench.load import Target
+from bench.runner import Config, run_workloads
+from bench.workloads import Catalog
+
+SUMMARY_KEYS = {"group", "name", "concurrency", "seconds", "requests", "errors", "throughput",
+                "p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms"}
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args):  # no access log in test output
+        pass
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def _conninfo() -> str:
+    from psycopg.conninfo import make_conninfo
+
+    s = connection.settings_dict
+    return make_conninfo(dbname=s["NAME"], user=s.get("USER") or None, password=s.get("PASSWORD") or None,
+                         host=s.get("HOST") or None, port=str(s["PORT"]) if s.get("PORT") else None)
+
+
+@pytest.fixture
+def ceiling_url(live_server):
+    """The minimal WSGI ceiling app in a thread, reading the test database (PostgreSQL only)."""
+    if connection.vendor != "postgresql":
+        yield None
+        return
+    server = make_server("127.0.0.1", 0, ceiling_app.make_app(_conninfo()), server_class=_ThreadingServer,
+                         handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/fhir"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_benchmark_runs_end_to_end_on_tiny_sizes(live_server, ceiling_url, tmp_path):
+    postgres = connection.vendor == "postgresql"
+    # SQLite's in-memory test database is one connection shared by the live server's
+    # threads: keep it to one client there so transactions never interleave on it.
+    clients = 2 if postgres else 1
+    target = Target(live_server.url + "/fhir")
+    bundles = list(generate.patient_bundles(7, 2))
+    catalog = Catalog()
+
+    ingest = workloads.ingest(target, bundles, clients=clients, catalog=catalog,
+                              providers=generate.providers_bundle(7))
+    assert ingest.errors == 0, ingest.error_samples
+    assert len(catalog.patients) == 2
+    assert ingest.extra["entries"] == sum(len(b["entry"]) for b in bundles)
+
+    results: dict = {"ingest": {"group": "ingest", **ingest.summary()}, "ceilings": {}, "notes": []}
+    if postgres:
+        results["ceilings"]["copy"] = ceilings.copy_ceiling(_conninfo(), ceilings.copy_rows(bundles), minimum=0)
+        assert results["ceilings"]["copy"]["resources"] == ingest.extra["entries"]
+
+    config = Config(duration=0.4, warmup=0.05, read_clients=(1, clients), search_clients=clients,
+                    count_clients=1, everything_clients=1, mixed_clients=clients, mixed_seconds=0.6, seed=7)
+    measured = run_workloads(target, catalog, config, ceiling=Target(ceiling_url) if ceiling_url else None,
+                             worker_pids=lambda: [os.getpid()])
+    results.update(workloads=measured["workloads"], memory=measured["memory"], notes=measured["notes"])
+    results["ratios"] = report.ratios(results)
+    results["targets"] = report.targets(results)
+
+    groups = {w["group"] for w in results["workloads"]}
+    assert {"read", "search", "count", "mixed"} <= groups
+    assert ("ceiling-read" in groups) == postgres
+    assert len([w for w in results["workloads"] if w["group"] == "search"]) == 8
+    for summary in results["workloads"]:
+        assert SUMMARY_KEYS <= summary.keys(), summary
+        assert summary["requests"] > 0 and summary["errors"] == 0, summary
+        if summary["group"] in ("search", "count"):
+            assert summary["empty_results"] < summary["operations"], summary  # searches find the data
+    assert results["memory"]["rss_end_mb"] > 0
+    assert {"ingest_vs_copy", "read_vs_ceiling"} <= results["ratios"].keys() if postgres else True
+    assert {t["target"] for t in results["targets"]} >= {"ingest", "memory flat under mixed load"}
+    text = report.table(results)
+    assert "ingest: transaction bundle per patient" in text and "targets (issue 5)" in text
+    path = report.write_json(results, tmp_path, "smoke")
+    assert path.exists() and path.stat().st_size > 0

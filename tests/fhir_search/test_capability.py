@@ -1,0 +1,19 @@
+"""What the CapabilityStatement can say about search (https://hl7.org/fhir/R4/capabilitystatement.html)."""
+from __future__ import annotations
+
+from fhir_search.capability import search_includes, search_param_entries, search_revincludes
+
+
+def test_search_params_of_a_type_with_definition_and_documentation():
+    entries = {e["name"]: e for e in search_param_entries("Patient")}
+    assert entries["family"]["type"] == "string"
+    assert entries["family"]["definition"] == "http://hl7.org/fhir/SearchParameter/individual-family"
+    assert entries["_id"]["type"] == "token"
+    assert entries["birthdate"]["documentation"]
+    assert "_text" not in entries  # not supported yet
+
+
+def test_includes_and_revincludes():
+    assert "Observation:patient" in search_includes("Observation")
+    assert "Observation:subject" in search_revincludes("Patient")
+    assert "Provenance:target" in search_revincludes("Patient")
