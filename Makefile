@@ -5,11 +5,14 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WEB_CONCURRENCY ?= 2
-# gthread workers keep client connections alive and let a second request run while the
-# first waits on PostgreSQL; 2 threads per worker is enough on 2 cores (more only add GIL
-# contention and p99 latency). `make bench` starts gunicorn with these same settings.
-GUNICORN_WORKER_CLASS ?= gthread
-GUNICORN_THREADS ?= 2
+# Sync workers (behind a buffering proxy in production): each request is a new accept, so
+# requests spread evenly over the workers. Measured with `make bench` on 2 cores, they match
+# gthread's throughput and keep p99 lower: with keep-alive a client connection stays on the
+# worker that accepted it, and 16 connections ended up 15 on one worker, 1 on the other.
+# GUNICORN_WORKER_CLASS=gthread GUNICORN_THREADS=2 keeps connections alive instead.
+# `make bench` starts gunicorn with these same settings.
+GUNICORN_WORKER_CLASS ?= sync
+GUNICORN_THREADS ?= 1
 export WEB_CONCURRENCY GUNICORN_WORKER_CLASS GUNICORN_THREADS
 # Local development serves without SMART unless the environment says otherwise.
 export FHIR_AUTH_REQUIRED ?= false

@@ -6,6 +6,7 @@ workloads, measures the ceilings (raw COPY, a minimal WSGI read) in the same run
 the workers' memory under mixed load, prints a table and writes bench/results/<time>.json.
 See bench/README.md for how to read it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,16 @@ import psycopg
 from bench import ceilings, generate, report, workloads
 from bench.load import Target
 from bench.runner import Config, run_workloads
-from bench.server import (DEFAULT_DATABASE_URL, ROOT, Gunicorn, ServeSettings, database_exists, migrate,
-                          recreate_database, server_env)
+from bench.server import (
+    DEFAULT_DATABASE_URL,
+    ROOT,
+    Gunicorn,
+    ServeSettings,
+    database_exists,
+    migrate,
+    recreate_database,
+    server_env,
+)
 from bench.workloads import Catalog
 
 RESULTS = ROOT / "bench" / "results"
@@ -35,24 +44,49 @@ RESULTS = ROOT / "bench" / "results"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--patients", type=int, default=None, help="patients to generate and load (default 100)")
+    parser.add_argument(
+        "--patients", type=int, default=None, help="patients to generate and load (default 100)"
+    )
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--duration", type=float, default=None, help="seconds measured per workload (default 10)")
-    parser.add_argument("--warmup", type=float, default=None, help="seconds run before each measurement (default 1)")
+    parser.add_argument(
+        "--duration", type=float, default=None, help="seconds measured per workload (default 10)"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=None, help="seconds run before each measurement (default 1)"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of a minute or less")
-    parser.add_argument("--skip-ingest", action="store_true",
-                        help="reuse the data of an earlier run with the same --seed/--patients (no fresh database)")
-    parser.add_argument("--url", help="an already running server's FHIR base, e.g. http://127.0.0.1:8000/fhir")
-    parser.add_argument("--database-url", default=None,
-                        help=f"PostgreSQL for the server and the ceilings (default $DATABASE_URL or {DEFAULT_DATABASE_URL})")
-    parser.add_argument("--soak", type=float, default=None,
-                        help="seconds of mixed load while memory is sampled (default 2x --duration; 600 for the soak)")
-    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default $WEB_CONCURRENCY or 2)")
-    parser.add_argument("--ingest-clients", type=int, default=None, help="parallel transactions (default 2x workers)")
+    parser.add_argument(
+        "--skip-ingest",
+        action="store_true",
+        help="reuse the data of an earlier run with the same --seed/--patients (no fresh database)",
+    )
+    parser.add_argument(
+        "--url", help="an already running server's FHIR base, e.g. http://127.0.0.1:8000/fhir"
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help=f"PostgreSQL for the server and the ceilings (default $DATABASE_URL or {DEFAULT_DATABASE_URL})",
+    )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        default=None,
+        help="seconds of mixed load while memory is sampled (default 2x --duration; 600 for the soak)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="gunicorn workers (default $WEB_CONCURRENCY or 2)"
+    )
+    parser.add_argument(
+        "--ingest-clients", type=int, default=None, help="parallel transactions (default 2x workers)"
+    )
     parser.add_argument("--read-clients", default="1,4,16")
-    parser.add_argument("--only", default=None,
-                        help="comma list of groups: read,ceiling,search,count,everything,mixed (ingest always runs "
-                             "unless --skip-ingest)")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="comma list of groups: read,ceiling,search,count,everything,mixed (ingest always runs "
+        "unless --skip-ingest)",
+    )
     parser.add_argument("--no-ceilings", action="store_true", help="skip the COPY and minimal-WSGI ceilings")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -64,10 +98,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def log(message: str) -> None:
+    """Progress goes to stderr; stdout carries only the table."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def _git_commit() -> str | None:
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
+        ).stdout
         return head.stdout.strip() + ("+dirty" if dirty.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -103,7 +146,11 @@ def dataset_summary(bundles: list[workloads.Prepared], seconds: float) -> dict[s
         "bundles": len(bundles),
         "megabytes": round(sum(len(b.body) for b in bundles) / 1e6, 1),
         "entries": sum(sizes),
-        "entries_per_bundle": {"min": min(sizes), "median": sorted(sizes)[len(sizes) // 2], "max": max(sizes)},
+        "entries_per_bundle": {
+            "min": min(sizes),
+            "median": sorted(sizes)[len(sizes) // 2],
+            "max": max(sizes),
+        },
         "entries_by_type": dict(types.most_common()),
         "generated_in_s": round(seconds, 2),
     }
@@ -116,10 +163,16 @@ def main(argv: list[str] | None = None) -> int:
         settings = ServeSettings(args.workers, settings.worker_class, settings.threads)
     database_url = args.database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     if not database_url.startswith(("postgres://", "postgresql://")) and not args.url:
-        print("The benchmark runs against PostgreSQL: set DATABASE_URL=postgres://... (or --url)", file=sys.stderr)
+        print(
+            "The benchmark runs against PostgreSQL: set DATABASE_URL=postgres://... (or --url)",
+            file=sys.stderr,
+        )
         return 2
     config = Config(
-        duration=args.duration, warmup=args.warmup, seed=args.seed, mixed_seconds=args.soak,
+        duration=args.duration,
+        warmup=args.warmup,
+        seed=args.seed,
+        mixed_seconds=args.soak,
         read_clients=tuple(int(c) for c in args.read_clients.split(",")),
         only=frozenset(args.only.split(",")) if args.only else None,
     )
@@ -128,7 +181,6 @@ def main(argv: list[str] | None = None) -> int:
     catalog_path = args.results_dir / f"catalog-{db_name}-seed{args.seed}-p{args.patients}.json"
     ingest_clients = args.ingest_clients or 2 * settings.workers
 
-    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     log(f"generating {args.patients} patients (seed {args.seed}) ...")
     started = time.perf_counter()
     bundles: list[workloads.Prepared] = []
@@ -151,16 +203,21 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_model": _cpu_model(),
             "postgresql": _postgres_version(database_url),
             "server": args.url or "gunicorn fhirproject.wsgi:application (started by the benchmark)",
-            "gunicorn": {"workers": settings.workers, "worker_class": settings.worker_class,
-                         "threads": settings.threads if settings.worker_class == "gthread" else None},
+            "gunicorn": {
+                "workers": settings.workers,
+                "worker_class": settings.worker_class,
+                "threads": settings.threads,
+            },
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         },
         "dataset": dataset_summary(bundles, time.perf_counter() - started),
         "ceilings": {},
         "notes": [],
     }
-    log(f"  {results['dataset']['entries']} entries in {len(bundles)} bundles "
-        f"(median {results['dataset']['entries_per_bundle']['median']} per bundle)")
+    log(
+        f"  {results['dataset']['entries']} entries in {len(bundles)} bundles "
+        f"(median {results['dataset']['entries_per_bundle']['median']} per bundle)"
+    )
 
     with ExitStack() as stack:
         pids = None
@@ -176,14 +233,17 @@ def main(argv: list[str] | None = None) -> int:
                 recreate_database(database_url)
             migrate(database_url)
             log(f"starting gunicorn ({' '.join(settings.arguments())}) ...")
-            server = stack.enter_context(Gunicorn("fhirproject.wsgi:application", settings, server_env(database_url)))
+            server = stack.enter_context(
+                Gunicorn("fhirproject.wsgi:application", settings, server_env(database_url))
+            )
             target = Target(server.url)
             pids = server.worker_pids
 
         # Each worker loads the R4 definitions and the search registry on its first requests
         # (a second or two of CPU); that is start-up, not ingest or read cost.
-        warm = workloads.warm_up(target, clients=2 * settings.workers * max(settings.threads, 1),
-                                 seconds=max(2.0, args.warmup * 2))
+        warm = workloads.warm_up(
+            target, clients=2 * settings.workers * max(settings.threads, 1), seconds=max(2.0, args.warmup * 2)
+        )
         if warm.errors:
             log(f"  warm-up errors: {warm.error_samples[:2]}")
 
@@ -196,13 +256,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             log(f"ingest: {len(bundles)} transaction bundles, {ingest_clients} clients ...")
             catalog = Catalog()
-            result = workloads.ingest(target, bundles, clients=ingest_clients, catalog=catalog, providers=providers)
+            result = workloads.ingest(
+                target, bundles, clients=ingest_clients, catalog=catalog, providers=providers
+            )
             results["ingest"] = {"group": "ingest", **result.summary()}
             results["ingest"]["name"] = "ingest: transaction bundle per patient"
             if result.errors:
                 log(f"  {result.errors} bundles failed, e.g. {result.error_samples[:1]}")
-            log(f"  {results['ingest']['resources_per_s']} resources/s "
-                f"({results['ingest']['resources_created']} created in {result.seconds:.1f} s)")
+            log(
+                f"  {results['ingest']['resources_per_s']} resources/s "
+                f"({results['ingest']['resources_created']} created in {result.seconds:.1f} s)"
+            )
             if not catalog.patients:
                 log("no patient was loaded: nothing to measure")
                 print(report.table(results))
@@ -213,18 +277,25 @@ def main(argv: list[str] | None = None) -> int:
                 # a minute after a bulk load); without them PostgreSQL picks nested loops
                 # that are 100x slower. Measure the steady state a server reaches by itself.
                 _, seconds = workloads.timed(lambda: _analyze(database_url))
-                results["notes"].append(f"ANALYZE ran after the ingest ({seconds:.1f} s), as autovacuum would "
-                                        "within a minute of a bulk load")
+                results["notes"].append(
+                    f"ANALYZE ran after the ingest ({seconds:.1f} s), as autovacuum would "
+                    "within a minute of a bulk load"
+                )
 
         ceiling_target = None
         if not args.no_ceilings and _postgres_version(database_url):
             log("ceiling: COPY of the same resources into a bare table ...")
             results["ceilings"]["copy"] = ceilings.copy_ceiling(database_url, copy_source)
-            results["ceilings"]["copy_jsonb"] = ceilings.copy_ceiling(database_url, copy_source, column="jsonb")
-            log(f"  {results['ceilings']['copy']['resources_per_s']} resources/s "
-                f"(jsonb: {results['ceilings']['copy_jsonb']['resources_per_s']})")
-            ceiling = stack.enter_context(Gunicorn("bench.ceiling_app:application", settings,
-                                                   server_env(database_url)))
+            results["ceilings"]["copy_jsonb"] = ceilings.copy_ceiling(
+                database_url, copy_source, column="jsonb"
+            )
+            log(
+                f"  {results['ceilings']['copy']['resources_per_s']} resources/s "
+                f"(jsonb: {results['ceilings']['copy_jsonb']['resources_per_s']})"
+            )
+            ceiling = stack.enter_context(
+                Gunicorn("bench.ceiling_app:application", settings, server_env(database_url))
+            )
             ceiling_target = Target(ceiling.url)
         elif not args.no_ceilings:
             results["notes"].append("ceilings skipped: PostgreSQL not reachable at the database URL")
@@ -234,12 +305,16 @@ def main(argv: list[str] | None = None) -> int:
     results["workloads"] = measured["workloads"]
     results["memory"] = measured["memory"]
     results["notes"] += measured["notes"]
-    results["dataset"]["loaded"] = {"patients": len(catalog.patients),
-                                    "ids_by_type": {t: len(v) for t, v in catalog.ids.items()}}
+    results["dataset"]["loaded"] = {
+        "patients": len(catalog.patients),
+        "ids_by_type": {t: len(v) for t, v in catalog.ids.items()},
+    }
     results["ratios"] = report.ratios(results)
     results["targets"] = report.targets(results)
     if args.patients < 100:
-        results["notes"].append(f"{args.patients} patients: the search targets are defined on the 100-patient set")
+        results["notes"].append(
+            f"{args.patients} patients: the search targets are defined on the 100-patient set"
+        )
     path = report.write_json(results, args.results_dir, stamp)
     print(report.table(results))
     print(f"results: {path}")

@@ -8,6 +8,7 @@ plain psycopg connection, send the stored JSON with the same headers our read se
 
     DATABASE_URL=postgres://root@127.0.0.1:5432/fhir_bench gunicorn bench.ceiling_app:application
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,10 @@ from email.utils import formatdate
 
 import psycopg
 
-QUERY = ("SELECT data, version_id, last_updated, deleted FROM fhir_api_resource "
-         "WHERE resource_type = %s AND logical_id = %s")
+QUERY = (
+    "SELECT data, version_id, last_updated, deleted FROM fhir_api_resource "
+    "WHERE resource_type = %s AND logical_id = %s"
+)
 _NOT_FOUND = ("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "0")])
 
 
@@ -42,12 +45,15 @@ def make_app(conninfo: str) -> Callable:
             start_response(*_NOT_FOUND)
             return [b""]
         body = row[0].encode()
-        start_response("200 OK", [
-            ("Content-Type", "application/fhir+json; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            ("ETag", f'W/"{row[1]}"'),
-            ("Last-Modified", formatdate(row[2].timestamp(), usegmt=True)),
-        ])
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "application/fhir+json; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("ETag", f'W/"{row[1]}"'),
+                ("Last-Modified", formatdate(row[2].timestamp(), usegmt=True)),
+            ],
+        )
         return [body]
 
     return application

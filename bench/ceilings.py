@@ -6,6 +6,7 @@ Our ingest figure is reported as a fraction of this. The rows are the generated 
 cycled up to 100k rows so the figure does not depend on a few milliseconds; the same COPY
 into a `jsonb` column (PostgreSQL parses every document) is reported alongside.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -30,14 +31,17 @@ def copy_rows(bundles: Iterable[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def copy_ceiling(database_url: str, rows: list[tuple[str, str, str]], *, minimum: int = 100_000,
-                 column: str = "text") -> dict[str, Any]:
+def copy_ceiling(
+    database_url: str, rows: list[tuple[str, str, str]], *, minimum: int = 100_000, column: str = "text"
+) -> dict[str, Any]:
     """Rows/s of one COPY of `rows` (cycled up to `minimum`, so the timing is not noise)."""
     data = list(itertools.islice(itertools.cycle(rows), max(len(rows), minimum))) if rows else []
     with psycopg.connect(database_url) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
-        conn.execute(f"CREATE TABLE {TABLE} (resource_type text NOT NULL, logical_id text NOT NULL, "
-                     f"data {column} NOT NULL)")
+        conn.execute(
+            f"CREATE TABLE {TABLE} (resource_type text NOT NULL, logical_id text NOT NULL, "
+            f"data {column} NOT NULL)"
+        )
         conn.commit()
         started = time.perf_counter()
         with conn.cursor() as cur:

@@ -17,6 +17,7 @@ whatever `--patients` says, and no clock or global random state is read.
 
     python -m bench.generate --patients 10 --seed 42 --out /tmp/bundles
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,33 +51,194 @@ MIN_ENTRIES, MAX_ENTRIES = 50, 300
 
 # -- vocabularies ------------------------------------------------------------------------
 
-GIVEN_MALE = ["José", "François", "Jürgen", "Søren", "Björn", "Noël", "Ángel", "Tomás", "Łukasz", "James",
-              "John", "Robert", "Michael", "David", "William", "Richard", "Joseph", "Thomas", "Daniel",
-              "Matthew", "Anthony", "Mark", "Steven", "Andrew", "Kevin", "Brian", "Ethan", "Liam", "Mateo"]
-GIVEN_FEMALE = ["Zoë", "Renée", "Chloé", "Siân", "Inés", "María José", "Ana María", "Małgorzata", "Ngọc",
-                "Mary", "Patricia", "Jennifer", "Linda", "Elizabeth", "Barbara", "Susan", "Jessica", "Sarah",
-                "Karen", "Nancy", "Lisa", "Emily", "Olivia", "Emma", "Sophia", "Isabella", "Mia", "Amélie"]
-FAMILY = ["Müller", "García", "Núñez", "O'Brien", "Nguyễn", "Łukasiewicz", "Öztürk", "Peña", "Schröder",
-          "Åström", "Žukauskas", "Dubois", "Rodríguez", "Martínez", "Hernández", "López", "Pérez", "Sánchez",
-          "Ramírez", "Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Wilson", "Anderson",
-          "Taylor", "Thomas", "Moore", "Jackson", "Martin", "Lee", "Thompson", "White", "Harris", "Clark",
-          "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott", "Torres", "Hill",
-          "Flores", "Green", "Adams", "Nelson", "Baker", "Hall", "Rivera", "Campbell", "Mitchell", "Carter",
-          "Roberts", "Kowalczyk", "Møller", "Çelik", "Šimek", "Fernández", "González", "Gómez", "Díaz"]
-STREETS = ["Main St", "Elm Street", "Rue de la Paix", "Calle Mayor", "Oak Avenue", "Maple Drive", "Königsallee",
-           "Cedar Lane", "Washington Blvd", "Park Road", "Hillside Ave", "Ocean View Dr", "Avenida Bolívar"]
-CITIES = [("Boston", "MA", "02108"), ("Worcester", "MA", "01601"), ("Springfield", "MA", "01101"),
-          ("Cambridge", "MA", "02138"), ("Lowell", "MA", "01850"), ("Brockton", "MA", "02301"),
-          ("New Bedford", "MA", "02740"), ("Quincy", "MA", "02169"), ("Lynn", "MA", "01901"),
-          ("Fall River", "MA", "02720"), ("Newton", "MA", "02458"), ("Somerville", "MA", "02143")]
-RACES = [("2106-3", "White"), ("2054-5", "Black or African American"), ("2028-9", "Asian"),
-         ("1002-5", "American Indian or Alaska Native"), ("2076-8", "Native Hawaiian or Other Pacific Islander")]
-LANGUAGES = [("en-US", "English (United States)"), ("es", "Spanish"), ("pt", "Portuguese"), ("fr", "French"),
-             ("vi", "Vietnamese"), ("de", "German")]
-ORG_NAMES = ["Clínica Santa Lucía", "Mercy Riverside Medical Center", "Hôpital Saint-Éloi Community Clinic",
-             "North Shore Family Practice", "Brookline Pediatrics", "Müllerstadt General Hospital",
-             "Bay State Urgent Care", "Cape Harbor Health", "Pioneer Valley Internal Medicine",
-             "Greater Lowell Health Center", "Old Colony Hospital", "São Paulo Street Primary Care"]
+GIVEN_MALE = [
+    "José",
+    "François",
+    "Jürgen",
+    "Søren",
+    "Björn",
+    "Noël",
+    "Ángel",
+    "Tomás",
+    "Łukasz",
+    "James",
+    "John",
+    "Robert",
+    "Michael",
+    "David",
+    "William",
+    "Richard",
+    "Joseph",
+    "Thomas",
+    "Daniel",
+    "Matthew",
+    "Anthony",
+    "Mark",
+    "Steven",
+    "Andrew",
+    "Kevin",
+    "Brian",
+    "Ethan",
+    "Liam",
+    "Mateo",
+]
+GIVEN_FEMALE = [
+    "Zoë",
+    "Renée",
+    "Chloé",
+    "Siân",
+    "Inés",
+    "María José",
+    "Ana María",
+    "Małgorzata",
+    "Ngọc",
+    "Mary",
+    "Patricia",
+    "Jennifer",
+    "Linda",
+    "Elizabeth",
+    "Barbara",
+    "Susan",
+    "Jessica",
+    "Sarah",
+    "Karen",
+    "Nancy",
+    "Lisa",
+    "Emily",
+    "Olivia",
+    "Emma",
+    "Sophia",
+    "Isabella",
+    "Mia",
+    "Amélie",
+]
+FAMILY = [
+    "Müller",
+    "García",
+    "Núñez",
+    "O'Brien",
+    "Nguyễn",
+    "Łukasiewicz",
+    "Öztürk",
+    "Peña",
+    "Schröder",
+    "Åström",
+    "Žukauskas",
+    "Dubois",
+    "Rodríguez",
+    "Martínez",
+    "Hernández",
+    "López",
+    "Pérez",
+    "Sánchez",
+    "Ramírez",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Miller",
+    "Davis",
+    "Wilson",
+    "Anderson",
+    "Taylor",
+    "Thomas",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Thompson",
+    "White",
+    "Harris",
+    "Clark",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
+    "Kowalczyk",
+    "Møller",
+    "Çelik",
+    "Šimek",
+    "Fernández",
+    "González",
+    "Gómez",
+    "Díaz",
+]
+STREETS = [
+    "Main St",
+    "Elm Street",
+    "Rue de la Paix",
+    "Calle Mayor",
+    "Oak Avenue",
+    "Maple Drive",
+    "Königsallee",
+    "Cedar Lane",
+    "Washington Blvd",
+    "Park Road",
+    "Hillside Ave",
+    "Ocean View Dr",
+    "Avenida Bolívar",
+]
+CITIES = [
+    ("Boston", "MA", "02108"),
+    ("Worcester", "MA", "01601"),
+    ("Springfield", "MA", "01101"),
+    ("Cambridge", "MA", "02138"),
+    ("Lowell", "MA", "01850"),
+    ("Brockton", "MA", "02301"),
+    ("New Bedford", "MA", "02740"),
+    ("Quincy", "MA", "02169"),
+    ("Lynn", "MA", "01901"),
+    ("Fall River", "MA", "02720"),
+    ("Newton", "MA", "02458"),
+    ("Somerville", "MA", "02143"),
+]
+RACES = [
+    ("2106-3", "White"),
+    ("2054-5", "Black or African American"),
+    ("2028-9", "Asian"),
+    ("1002-5", "American Indian or Alaska Native"),
+    ("2076-8", "Native Hawaiian or Other Pacific Islander"),
+]
+LANGUAGES = [
+    ("en-US", "English (United States)"),
+    ("es", "Spanish"),
+    ("pt", "Portuguese"),
+    ("fr", "French"),
+    ("vi", "Vietnamese"),
+    ("de", "German"),
+]
+ORG_NAMES = [
+    "Clínica Santa Lucía",
+    "Mercy Riverside Medical Center",
+    "Hôpital Saint-Éloi Community Clinic",
+    "North Shore Family Practice",
+    "Brookline Pediatrics",
+    "Müllerstadt General Hospital",
+    "Bay State Urgent Care",
+    "Cape Harbor Health",
+    "Pioneer Valley Internal Medicine",
+    "Greater Lowell Health Center",
+    "Old Colony Hospital",
+    "São Paulo Street Primary Care",
+]
 
 # (SNOMED code, display, encounter class, minutes low-high)
 ENCOUNTER_TYPES = {
@@ -106,45 +268,124 @@ DIASTOLIC = ("8462-4", "Diastolic blood pressure", 65.0, 95.0)
 
 # Lab panels: (panel LOINC, display, [(LOINC, display, UCUM, low, high, normal low, normal high, decimals)])
 LAB_PANELS = [
-    ("58410-2", "CBC panel - Blood by Automated count", [
-        ("6690-2", "Leukocytes [#/volume] in Blood by Automated count", "10*3/uL", 3.5, 11.5, 4.5, 11.0, 1),
-        ("789-8", "Erythrocytes [#/volume] in Blood by Automated count", "10*6/uL", 3.9, 6.0, 4.2, 5.9, 2),
-        ("718-7", "Hemoglobin [Mass/volume] in Blood", "g/dL", 11.0, 17.5, 12.0, 17.0, 1),
-        ("4544-3", "Hematocrit [Volume Fraction] of Blood by Automated count", "%", 34.0, 52.0, 36.0, 50.0, 1),
-        ("787-2", "MCV [Entitic volume] by Automated count", "fL", 78.0, 100.0, 80.0, 96.0, 1),
-        ("777-3", "Platelets [#/volume] in Blood by Automated count", "10*3/uL", 140.0, 450.0, 150.0, 400.0, 0),
-    ]),
-    ("51990-0", "Basic metabolic panel - Blood", [
-        ("2339-0", "Glucose [Mass/volume] in Blood", "mg/dL", 65.0, 180.0, 70.0, 99.0, 1),
-        ("6299-2", "Urea nitrogen [Mass/volume] in Blood", "mg/dL", 6.0, 24.0, 7.0, 20.0, 1),
-        ("38483-4", "Creatinine [Mass/volume] in Blood", "mg/dL", 0.5, 1.6, 0.6, 1.3, 2),
-        ("49765-1", "Calcium [Mass/volume] in Blood", "mg/dL", 8.4, 10.6, 8.6, 10.3, 1),
-        ("2947-0", "Sodium [Moles/volume] in Blood", "mmol/L", 134.0, 146.0, 136.0, 145.0, 0),
-        ("6298-4", "Potassium [Moles/volume] in Blood", "mmol/L", 3.3, 5.3, 3.5, 5.1, 1),
-        ("2069-3", "Chloride [Moles/volume] in Blood", "mmol/L", 96.0, 110.0, 98.0, 107.0, 0),
-        ("20565-8", "Carbon dioxide, total [Moles/volume] in Blood", "mmol/L", 20.0, 31.0, 22.0, 29.0, 0),
-    ]),
-    ("57698-3", "Lipid panel with direct LDL - Serum or Plasma", [
-        ("2093-3", "Cholesterol [Mass/volume] in Serum or Plasma", "mg/dL", 140.0, 290.0, 0.0, 200.0, 0),
-        ("2571-8", "Triglycerides [Mass/volume] in Serum or Plasma", "mg/dL", 60.0, 300.0, 0.0, 150.0, 0),
-        ("18262-6", "Cholesterol in LDL [Mass/volume] in Serum or Plasma by Direct assay", "mg/dL",
-         60.0, 190.0, 0.0, 130.0, 0),
-        ("2085-9", "Cholesterol in HDL [Mass/volume] in Serum or Plasma", "mg/dL", 30.0, 90.0, 40.0, 200.0, 0),
-    ]),
-    ("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", [
-        ("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", "%", 4.6, 9.5, 4.0, 5.6, 1),
-    ]),
+    (
+        "58410-2",
+        "CBC panel - Blood by Automated count",
+        [
+            (
+                "6690-2",
+                "Leukocytes [#/volume] in Blood by Automated count",
+                "10*3/uL",
+                3.5,
+                11.5,
+                4.5,
+                11.0,
+                1,
+            ),
+            (
+                "789-8",
+                "Erythrocytes [#/volume] in Blood by Automated count",
+                "10*6/uL",
+                3.9,
+                6.0,
+                4.2,
+                5.9,
+                2,
+            ),
+            ("718-7", "Hemoglobin [Mass/volume] in Blood", "g/dL", 11.0, 17.5, 12.0, 17.0, 1),
+            (
+                "4544-3",
+                "Hematocrit [Volume Fraction] of Blood by Automated count",
+                "%",
+                34.0,
+                52.0,
+                36.0,
+                50.0,
+                1,
+            ),
+            ("787-2", "MCV [Entitic volume] by Automated count", "fL", 78.0, 100.0, 80.0, 96.0, 1),
+            (
+                "777-3",
+                "Platelets [#/volume] in Blood by Automated count",
+                "10*3/uL",
+                140.0,
+                450.0,
+                150.0,
+                400.0,
+                0,
+            ),
+        ],
+    ),
+    (
+        "51990-0",
+        "Basic metabolic panel - Blood",
+        [
+            ("2339-0", "Glucose [Mass/volume] in Blood", "mg/dL", 65.0, 180.0, 70.0, 99.0, 1),
+            ("6299-2", "Urea nitrogen [Mass/volume] in Blood", "mg/dL", 6.0, 24.0, 7.0, 20.0, 1),
+            ("38483-4", "Creatinine [Mass/volume] in Blood", "mg/dL", 0.5, 1.6, 0.6, 1.3, 2),
+            ("49765-1", "Calcium [Mass/volume] in Blood", "mg/dL", 8.4, 10.6, 8.6, 10.3, 1),
+            ("2947-0", "Sodium [Moles/volume] in Blood", "mmol/L", 134.0, 146.0, 136.0, 145.0, 0),
+            ("6298-4", "Potassium [Moles/volume] in Blood", "mmol/L", 3.3, 5.3, 3.5, 5.1, 1),
+            ("2069-3", "Chloride [Moles/volume] in Blood", "mmol/L", 96.0, 110.0, 98.0, 107.0, 0),
+            ("20565-8", "Carbon dioxide, total [Moles/volume] in Blood", "mmol/L", 20.0, 31.0, 22.0, 29.0, 0),
+        ],
+    ),
+    (
+        "57698-3",
+        "Lipid panel with direct LDL - Serum or Plasma",
+        [
+            ("2093-3", "Cholesterol [Mass/volume] in Serum or Plasma", "mg/dL", 140.0, 290.0, 0.0, 200.0, 0),
+            ("2571-8", "Triglycerides [Mass/volume] in Serum or Plasma", "mg/dL", 60.0, 300.0, 0.0, 150.0, 0),
+            (
+                "18262-6",
+                "Cholesterol in LDL [Mass/volume] in Serum or Plasma by Direct assay",
+                "mg/dL",
+                60.0,
+                190.0,
+                0.0,
+                130.0,
+                0,
+            ),
+            (
+                "2085-9",
+                "Cholesterol in HDL [Mass/volume] in Serum or Plasma",
+                "mg/dL",
+                30.0,
+                90.0,
+                40.0,
+                200.0,
+                0,
+            ),
+        ],
+    ),
+    (
+        "4548-4",
+        "Hemoglobin A1c/Hemoglobin.total in Blood",
+        [
+            ("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", "%", 4.6, 9.5, 4.0, 5.6, 1),
+        ],
+    ),
 ]
 
 # Chronic conditions: (SNOMED, display, prevalence, minimum age, RxNorm medication or None)
 CHRONIC = [
     ("59621000", "Essential hypertension (disorder)", 0.25, 30, ("314076", "lisinopril 10 MG Oral Tablet")),
     ("55822004", "Hyperlipidemia (disorder)", 0.2, 35, ("316672", "Simvastatin 10 MG Oral Tablet")),
-    ("44054006", "Diabetes mellitus type 2 (disorder)", 0.1, 30,
-     ("860975", "24 HR Metformin hydrochloride 500 MG Extended Release Oral Tablet")),
+    (
+        "44054006",
+        "Diabetes mellitus type 2 (disorder)",
+        0.1,
+        30,
+        ("860975", "24 HR Metformin hydrochloride 500 MG Extended Release Oral Tablet"),
+    ),
     ("714628002", "Prediabetes (finding)", 0.15, 18, None),
-    ("195967001", "Asthma (disorder)", 0.1, 2,
-     ("895994", "120 ACTUAT Fluticasone propionate 0.044 MG/ACTUAT Metered Dose Inhaler")),
+    (
+        "195967001",
+        "Asthma (disorder)",
+        0.1,
+        2,
+        ("895994", "120 ACTUAT Fluticasone propionate 0.044 MG/ACTUAT Metered Dose Inhaler"),
+    ),
     ("162864005", "Body mass index 30+ - obesity (finding)", 0.2, 18, None),
     ("239873007", "Osteoarthritis of knee (disorder)", 0.1, 50, ("310965", "Ibuprofen 200 MG Oral Tablet")),
     ("235595009", "Gastroesophageal reflux disease (disorder)", 0.08, 20, None),
@@ -190,8 +431,12 @@ VACCINES = [
     ("113", "Td (adult) preservative free", 19, 200),
     ("121", "zoster", 50, 200),
     ("33", "pneumococcal polysaccharide vaccine, 23 valent", 65, 200),
-    ("208", "SARS-COV-2 (COVID-19) vaccine, mRNA, spike protein, LNP, preservative free, 30 mcg/0.3mL dose",
-     12, 200),
+    (
+        "208",
+        "SARS-COV-2 (COVID-19) vaccine, mRNA, spike protein, LNP, preservative free, 30 mcg/0.3mL dose",
+        12,
+        200,
+    ),
 ]
 FLU = ("140", "Influenza, seasonal, injectable, preservative free")
 # Allergies: (SNOMED, display, category)
@@ -207,9 +452,14 @@ ALLERGIES = [
     ("417532002", "Allergy to fish (finding)", "food"),
     ("300913006", "Shellfish allergy (finding)", "food"),
 ]
-REACTIONS = [("247472004", "Wheal (finding)"), ("271807003", "Eruption of skin (disorder)"),
-             ("267036007", "Dyspnea (finding)"), ("49727002", "Cough (finding)"),
-             ("39579001", "Anaphylaxis (disorder)"), ("418290006", "Itching of skin (finding)")]
+REACTIONS = [
+    ("247472004", "Wheal (finding)"),
+    ("271807003", "Eruption of skin (disorder)"),
+    ("267036007", "Dyspnea (finding)"),
+    ("49727002", "Cough (finding)"),
+    ("39579001", "Anaphylaxis (disorder)"),
+    ("418290006", "Itching of skin (finding)"),
+]
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -250,8 +500,13 @@ def _phone(rng: random.Random) -> str:
 
 def _address(rng: random.Random) -> dict[str, Any]:
     city, state, postal = rng.choice(CITIES)
-    return {"line": [f"{rng.randint(1, 999)} {rng.choice(STREETS)}"], "city": city, "state": state,
-            "postalCode": postal, "country": "US"}
+    return {
+        "line": [f"{rng.randint(1, 999)} {rng.choice(STREETS)}"],
+        "city": city,
+        "state": state,
+        "postalCode": postal,
+        "country": "US",
+    }
 
 
 # -- the shared pool of practitioners, organizations and locations -------------------------
@@ -276,8 +531,11 @@ class Provider:
         return {"reference": f"{self.resource_type}?{self.criteria}", "display": self.display}
 
     def entry(self, full_url: str) -> dict[str, Any]:
-        return {"fullUrl": full_url, "resource": self.resource,
-                "request": {"method": "POST", "url": self.resource_type, "ifNoneExist": self.criteria}}
+        return {
+            "fullUrl": full_url,
+            "resource": self.resource,
+            "request": {"method": "POST", "url": self.resource_type, "ifNoneExist": self.criteria},
+        }
 
 
 @dataclass(frozen=True)
@@ -300,25 +558,37 @@ def provider_pool(seed: int) -> list[Site]:
             "meta": {"profile": [US_CORE + "us-core-organization"]},
             "identifier": [{"system": SYNTHEA, "value": org_id}, {"system": NPI, "value": org_npi}],
             "active": True,
-            "type": [_concept("http://terminology.hl7.org/CodeSystem/organization-type", "prov",
-                              "Healthcare Provider")],
+            "type": [
+                _concept(
+                    "http://terminology.hl7.org/CodeSystem/organization-type", "prov", "Healthcare Provider"
+                )
+            ],
             "name": name,
             "telecom": [{"system": "phone", "value": _phone(rng)}],
             "address": [address],
         }
         organization = Provider("Organization", SYNTHEA, org_id, org, name)
         loc_id = _uuid(rng)
-        location = Provider("Location", SYNTHEA, loc_id, {
-            "resourceType": "Location",
-            "meta": {"profile": [US_CORE + "us-core-location"]},
-            "identifier": [{"system": SYNTHEA, "value": loc_id}],
-            "status": "active",
-            "name": name,
-            "telecom": [{"system": "phone", "value": _phone(rng)}],
-            "address": address,
-            "position": {"longitude": round(-71.06 - rng.random(), 6), "latitude": round(42.36 - rng.random(), 6)},
-            "managingOrganization": organization.reference,
-        }, name)
+        location = Provider(
+            "Location",
+            SYNTHEA,
+            loc_id,
+            {
+                "resourceType": "Location",
+                "meta": {"profile": [US_CORE + "us-core-location"]},
+                "identifier": [{"system": SYNTHEA, "value": loc_id}],
+                "status": "active",
+                "name": name,
+                "telecom": [{"system": "phone", "value": _phone(rng)}],
+                "address": address,
+                "position": {
+                    "longitude": round(-71.06 - rng.random(), 6),
+                    "latitude": round(42.36 - rng.random(), 6),
+                },
+                "managingOrganization": organization.reference,
+            },
+            name,
+        )
         practitioners = []
         for slot in range(rng.randint(3, 6)):
             gender = rng.choice(["male", "female"])
@@ -326,16 +596,24 @@ def provider_pool(seed: int) -> list[Site]:
             family = rng.choice(FAMILY)
             npi = f"{9_999_900_000 + (seed % 100) * 1000 + number * 10 + slot:010d}"
             display = f"Dr. {given} {family}"
-            practitioners.append(Provider("Practitioner", NPI, npi, {
-                "resourceType": "Practitioner",
-                "meta": {"profile": [US_CORE + "us-core-practitioner"]},
-                "identifier": [{"system": NPI, "value": npi}],
-                "active": True,
-                "name": [{"family": family, "given": [given], "prefix": ["Dr."]}],
-                "telecom": [{"system": "email", "value": f"{npi}@example.org", "use": "work"}],
-                "address": [address],
-                "gender": gender,
-            }, display))
+            practitioners.append(
+                Provider(
+                    "Practitioner",
+                    NPI,
+                    npi,
+                    {
+                        "resourceType": "Practitioner",
+                        "meta": {"profile": [US_CORE + "us-core-practitioner"]},
+                        "identifier": [{"system": NPI, "value": npi}],
+                        "active": True,
+                        "name": [{"family": family, "given": [given], "prefix": ["Dr."]}],
+                        "telecom": [{"system": "email", "value": f"{npi}@example.org", "use": "work"}],
+                        "address": [address],
+                        "gender": gender,
+                    },
+                    display,
+                )
+            )
         sites.append(Site(organization, location, tuple(practitioners)))
     return sites
 
@@ -356,7 +634,9 @@ def providers_bundle(seed: int) -> dict[str, Any]:
     conditional reference would have to match a resource this same transaction creates.
     """
     rng = random.Random(f"{seed}/providers-bundle")
-    everyone = [p for site in provider_pool(seed) for p in (site.organization, site.location, *site.practitioners)]
+    everyone = [
+        p for site in provider_pool(seed) for p in (site.organization, site.location, *site.practitioners)
+    ]
     urls = {p: "urn:uuid:" + _uuid(rng) for p in _sorted_providers(everyone)}
     by_reference = {p.reference["reference"]: url for p, url in urls.items()}
     entries = []
@@ -364,8 +644,10 @@ def providers_bundle(seed: int) -> dict[str, Any]:
         entry = provider.entry(url)
         managing = provider.resource.get("managingOrganization")
         if managing:
-            resource = {**provider.resource, "managingOrganization": {**managing,
-                        "reference": by_reference[managing["reference"]]}}
+            resource = {
+                **provider.resource,
+                "managingOrganization": {**managing, "reference": by_reference[managing["reference"]]},
+            }
             entry = {**entry, "resource": resource}
         entries.append(entry)
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
@@ -386,8 +668,13 @@ class _Chart:
 
     def add(self, resource: dict[str, Any]) -> str:
         url = "urn:uuid:" + _uuid(self.rng)
-        self.entries.append({"fullUrl": url, "resource": resource,
-                             "request": {"method": "POST", "url": resource["resourceType"]}})
+        self.entries.append(
+            {
+                "fullUrl": url,
+                "resource": resource,
+                "request": {"method": "POST", "url": resource["resourceType"]},
+            }
+        )
         return url
 
     def use(self, provider: Provider) -> dict[str, str]:
@@ -399,8 +686,9 @@ class _Chart:
         return {"reference": self.patient_url, "display": self.patient_display}
 
 
-def _patient_resource(rng: random.Random, index: int, seed: int, gender: str, birth: date,
-                      site: Site, gp: Provider) -> dict[str, Any]:
+def _patient_resource(
+    rng: random.Random, index: int, seed: int, gender: str, birth: date, site: Site, gp: Provider
+) -> dict[str, Any]:
     given = rng.choice(GIVEN_MALE if gender == "male" else GIVEN_FEMALE)
     middle = rng.choice(GIVEN_MALE if gender == "male" else GIVEN_FEMALE)
     family = rng.choice(FAMILY)
@@ -419,33 +707,70 @@ def _patient_resource(rng: random.Random, index: int, seed: int, gender: str, bi
     resource = {
         "resourceType": "Patient",
         "meta": {"profile": [US_CORE + "us-core-patient"]},
-        "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">Generated by '
-                 '<a href="https://github.com/synthetichealth/synthea">Synthea</a>-style bench data</div>'},
+        "text": {
+            "status": "generated",
+            "div": '<div xmlns="http://www.w3.org/1999/xhtml">Generated by '
+            '<a href="https://github.com/synthetichealth/synthea">Synthea</a>-style bench data</div>',
+        },
         "extension": [
-            {"url": US_CORE + "us-core-race", "extension": [
-                {"url": "ombCategory", "valueCoding": _coding("urn:oid:2.16.840.1.113883.6.238", race_code, race)},
-                {"url": "text", "valueString": race}]},
-            {"url": US_CORE + "us-core-ethnicity", "extension": [
-                {"url": "ombCategory", "valueCoding": _coding(
-                    "urn:oid:2.16.840.1.113883.6.238", *(("2135-2", "Hispanic or Latino") if hispanic
-                                                         else ("2186-5", "Not Hispanic or Latino")))},
-                {"url": "text", "valueString": "Hispanic or Latino" if hispanic else "Not Hispanic or Latino"}]},
+            {
+                "url": US_CORE + "us-core-race",
+                "extension": [
+                    {
+                        "url": "ombCategory",
+                        "valueCoding": _coding("urn:oid:2.16.840.1.113883.6.238", race_code, race),
+                    },
+                    {"url": "text", "valueString": race},
+                ],
+            },
+            {
+                "url": US_CORE + "us-core-ethnicity",
+                "extension": [
+                    {
+                        "url": "ombCategory",
+                        "valueCoding": _coding(
+                            "urn:oid:2.16.840.1.113883.6.238",
+                            *(
+                                ("2135-2", "Hispanic or Latino")
+                                if hispanic
+                                else ("2186-5", "Not Hispanic or Latino")
+                            ),
+                        ),
+                    },
+                    {
+                        "url": "text",
+                        "valueString": "Hispanic or Latino" if hispanic else "Not Hispanic or Latino",
+                    },
+                ],
+            },
             {"url": US_CORE + "us-core-birthsex", "valueCode": "M" if gender == "male" else "F"},
         ],
         "identifier": [
             {"system": SYNTHEA, "value": _uuid(rng)},
-            {"type": _concept("http://terminology.hl7.org/CodeSystem/v2-0203", "MR", "Medical Record Number"),
-             "system": MRN_SYSTEM, "value": mrn},
-            {"type": _concept("http://terminology.hl7.org/CodeSystem/v2-0203", "SS", "Social Security Number"),
-             "system": SSN_SYSTEM, "value": f"999-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}"},
+            {
+                "type": _concept(
+                    "http://terminology.hl7.org/CodeSystem/v2-0203", "MR", "Medical Record Number"
+                ),
+                "system": MRN_SYSTEM,
+                "value": mrn,
+            },
+            {
+                "type": _concept(
+                    "http://terminology.hl7.org/CodeSystem/v2-0203", "SS", "Social Security Number"
+                ),
+                "system": SSN_SYSTEM,
+                "value": f"999-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}",
+            },
         ],
         "name": names,
         "telecom": [{"system": "phone", "value": _phone(rng), "use": "home"}],
         "gender": gender,
         "birthDate": birth.isoformat(),
         "address": [_address(rng)],
-        "maritalStatus": _concept("http://terminology.hl7.org/CodeSystem/v3-MaritalStatus",
-                                  *(("M", "Married") if married else ("S", "Never Married"))),
+        "maritalStatus": _concept(
+            "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus",
+            *(("M", "Married") if married else ("S", "Never Married")),
+        ),
         "multipleBirthBoolean": False,
         "communication": [{"language": _concept("urn:ietf:bcp:47", *language)}],
         "generalPractitioner": [gp.reference],
@@ -454,17 +779,26 @@ def _patient_resource(rng: random.Random, index: int, seed: int, gender: str, bi
     return resource
 
 
-def _condition(chart: _Chart, enc_url: str, code: str, display: str, onset: datetime,
-               abatement: datetime | None) -> str:
+def _condition(
+    chart: _Chart, enc_url: str, code: str, display: str, onset: datetime, abatement: datetime | None
+) -> str:
     resource: dict[str, Any] = {
         "resourceType": "Condition",
         "meta": {"profile": [US_CORE + "us-core-condition"]},
-        "clinicalStatus": _concept("http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                   *(("resolved", "Resolved") if abatement else ("active", "Active"))),
-        "verificationStatus": _concept("http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                                       "confirmed", "Confirmed"),
-        "category": [_concept("http://terminology.hl7.org/CodeSystem/condition-category",
-                              "encounter-diagnosis", "Encounter Diagnosis")],
+        "clinicalStatus": _concept(
+            "http://terminology.hl7.org/CodeSystem/condition-clinical",
+            *(("resolved", "Resolved") if abatement else ("active", "Active")),
+        ),
+        "verificationStatus": _concept(
+            "http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed", "Confirmed"
+        ),
+        "category": [
+            _concept(
+                "http://terminology.hl7.org/CodeSystem/condition-category",
+                "encounter-diagnosis",
+                "Encounter Diagnosis",
+            )
+        ],
         "code": _concept(SNOMED, code, display),
         "subject": chart.subject,
         "encounter": {"reference": enc_url},
@@ -476,8 +810,15 @@ def _condition(chart: _Chart, enc_url: str, code: str, display: str, onset: date
     return chart.add(resource)
 
 
-def _medication(chart: _Chart, enc_url: str, med: tuple[str, str], when: datetime, prescriber: Provider,
-                reason: str | None, active: bool) -> None:
+def _medication(
+    chart: _Chart,
+    enc_url: str,
+    med: tuple[str, str],
+    when: datetime,
+    prescriber: Provider,
+    reason: str | None,
+    active: bool,
+) -> None:
     resource: dict[str, Any] = {
         "resourceType": "MedicationRequest",
         "meta": {"profile": [US_CORE + "us-core-medicationrequest"]},
@@ -488,13 +829,17 @@ def _medication(chart: _Chart, enc_url: str, med: tuple[str, str], when: datetim
         "encounter": {"reference": enc_url},
         "authoredOn": _dt(when),
         "requester": chart.use(prescriber),
-        "dosageInstruction": [{
-            "sequence": 1,
-            "text": "Take one by mouth daily" if "Oral" in med[1] else "Two puffs twice daily",
-            "timing": {"repeat": {"frequency": 1 if "Oral" in med[1] else 2, "period": 1, "periodUnit": "d"}},
-            "asNeededBoolean": False,
-            "doseAndRate": [{"doseQuantity": {"value": 1 if "Oral" in med[1] else 2}}],
-        }],
+        "dosageInstruction": [
+            {
+                "sequence": 1,
+                "text": "Take one by mouth daily" if "Oral" in med[1] else "Two puffs twice daily",
+                "timing": {
+                    "repeat": {"frequency": 1 if "Oral" in med[1] else 2, "period": 1, "periodUnit": "d"}
+                },
+                "asNeededBoolean": False,
+                "doseAndRate": [{"doseQuantity": {"value": 1 if "Oral" in med[1] else 2}}],
+            }
+        ],
     }
     if reason:
         resource["reasonReference"] = [{"reference": reason}]
@@ -507,33 +852,40 @@ def _vitals(chart: _Chart, enc_url: str, when: datetime, adult: bool) -> None:
     for code, display, unit, low, high, decimals in VITALS:
         if not adult and code in ("8302-2", "29463-7", "39156-5"):
             low, high = low * 0.6, high * 0.6  # children are smaller
-        chart.add({
+        chart.add(
+            {
+                "resourceType": "Observation",
+                "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/vitalsigns"]},
+                "status": "final",
+                "category": _category("vital-signs", "Vital signs"),
+                "code": _concept(LOINC, code, display),
+                "subject": chart.subject,
+                "encounter": {"reference": enc_url},
+                "effectiveDateTime": _dt(when),
+                "issued": issued,
+                "valueQuantity": _quantity(rng.uniform(low, high), unit, decimals),
+            }
+        )
+    chart.add(
+        {
             "resourceType": "Observation",
-            "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/vitalsigns"]},
+            "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/bp"]},
             "status": "final",
             "category": _category("vital-signs", "Vital signs"),
-            "code": _concept(LOINC, code, display),
+            "code": _concept(LOINC, *BP),
             "subject": chart.subject,
             "encounter": {"reference": enc_url},
             "effectiveDateTime": _dt(when),
             "issued": issued,
-            "valueQuantity": _quantity(rng.uniform(low, high), unit, decimals),
-        })
-    chart.add({
-        "resourceType": "Observation",
-        "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/bp"]},
-        "status": "final",
-        "category": _category("vital-signs", "Vital signs"),
-        "code": _concept(LOINC, *BP),
-        "subject": chart.subject,
-        "encounter": {"reference": enc_url},
-        "effectiveDateTime": _dt(when),
-        "issued": issued,
-        "component": [
-            {"code": _concept(LOINC, code, display), "valueQuantity": _quantity(rng.uniform(low, high), "mm[Hg]", 0)}
-            for code, display, low, high in (SYSTOLIC, DIASTOLIC)
-        ],
-    })
+            "component": [
+                {
+                    "code": _concept(LOINC, code, display),
+                    "valueQuantity": _quantity(rng.uniform(low, high), "mm[Hg]", 0),
+                }
+                for code, display, low, high in (SYSTOLIC, DIASTOLIC)
+            ],
+        }
+    )
 
 
 def _labs(chart: _Chart, enc_url: str, when: datetime, site: Site, doctor: Provider, panels: list) -> None:
@@ -544,41 +896,71 @@ def _labs(chart: _Chart, enc_url: str, when: datetime, site: Site, doctor: Provi
         results = []
         for code, display, unit, low, high, normal_low, normal_high, decimals in items:
             value = rng.uniform(low, high)
-            flag = ("H", "High") if value > normal_high else ("L", "Low") if value < normal_low else ("N", "Normal")
-            results.append({"reference": chart.add({
-                "resourceType": "Observation",
-                "meta": {"profile": [US_CORE + "us-core-observation-lab"]},
+            flag = (
+                ("H", "High")
+                if value > normal_high
+                else ("L", "Low")
+                if value < normal_low
+                else ("N", "Normal")
+            )
+            results.append(
+                {
+                    "reference": chart.add(
+                        {
+                            "resourceType": "Observation",
+                            "meta": {"profile": [US_CORE + "us-core-observation-lab"]},
+                            "status": "final",
+                            "category": _category("laboratory", "Laboratory"),
+                            "code": _concept(LOINC, code, display),
+                            "subject": chart.subject,
+                            "encounter": {"reference": enc_url},
+                            "effectiveDateTime": _dt(collected),
+                            "issued": issued,
+                            "valueQuantity": _quantity(value, unit, decimals),
+                            "interpretation": [
+                                _concept(
+                                    "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+                                    *flag,
+                                )
+                            ],
+                            "referenceRange": [
+                                {
+                                    "low": _quantity(normal_low, unit, decimals),
+                                    "high": _quantity(normal_high, unit, decimals),
+                                }
+                            ],
+                        }
+                    ),
+                    "display": display,
+                }
+            )
+        chart.add(
+            {
+                "resourceType": "DiagnosticReport",
+                "meta": {"profile": [US_CORE + "us-core-diagnosticreport-lab"]},
                 "status": "final",
-                "category": _category("laboratory", "Laboratory"),
-                "code": _concept(LOINC, code, display),
+                "category": [_concept("http://terminology.hl7.org/CodeSystem/v2-0074", "LAB", "Laboratory")],
+                "code": _concept(LOINC, panel_code, panel_display),
                 "subject": chart.subject,
                 "encounter": {"reference": enc_url},
                 "effectiveDateTime": _dt(collected),
                 "issued": issued,
-                "valueQuantity": _quantity(value, unit, decimals),
-                "interpretation": [_concept("http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
-                                            *flag)],
-                "referenceRange": [{"low": _quantity(normal_low, unit, decimals),
-                                    "high": _quantity(normal_high, unit, decimals)}],
-            }), "display": display})
-        chart.add({
-            "resourceType": "DiagnosticReport",
-            "meta": {"profile": [US_CORE + "us-core-diagnosticreport-lab"]},
-            "status": "final",
-            "category": [_concept("http://terminology.hl7.org/CodeSystem/v2-0074", "LAB", "Laboratory")],
-            "code": _concept(LOINC, panel_code, panel_display),
-            "subject": chart.subject,
-            "encounter": {"reference": enc_url},
-            "effectiveDateTime": _dt(collected),
-            "issued": issued,
-            "performer": [chart.use(site.organization)],
-            "resultsInterpreter": [chart.use(doctor)],
-            "result": results,
-        })
+                "performer": [chart.use(site.organization)],
+                "resultsInterpreter": [chart.use(doctor)],
+                "result": results,
+            }
+        )
 
 
-def _procedure(chart: _Chart, enc_url: str, proc: tuple[str, str], start: datetime, site: Site,
-               doctor: Provider, reason: str | None) -> None:
+def _procedure(
+    chart: _Chart,
+    enc_url: str,
+    proc: tuple[str, str],
+    start: datetime,
+    site: Site,
+    doctor: Provider,
+    reason: str | None,
+) -> None:
     resource: dict[str, Any] = {
         "resourceType": "Procedure",
         "meta": {"profile": [US_CORE + "us-core-procedure"]},
@@ -586,7 +968,10 @@ def _procedure(chart: _Chart, enc_url: str, proc: tuple[str, str], start: dateti
         "code": _concept(SNOMED, *proc),
         "subject": chart.subject,
         "encounter": {"reference": enc_url},
-        "performedPeriod": {"start": _dt(start), "end": _dt(start + timedelta(minutes=chart.rng.randint(5, 25)))},
+        "performedPeriod": {
+            "start": _dt(start),
+            "end": _dt(start + timedelta(minutes=chart.rng.randint(5, 25))),
+        },
         "performer": [{"actor": chart.use(doctor)}],
         "location": chart.use(site.location),
     }
@@ -595,43 +980,56 @@ def _procedure(chart: _Chart, enc_url: str, proc: tuple[str, str], start: dateti
     chart.add(resource)
 
 
-def _immunization(chart: _Chart, enc_url: str, vaccine: tuple[str, str], when: datetime, site: Site,
-                  doctor: Provider) -> None:
-    chart.add({
-        "resourceType": "Immunization",
-        "meta": {"profile": [US_CORE + "us-core-immunization"]},
-        "status": "completed",
-        "vaccineCode": _concept(CVX, *vaccine),
-        "patient": chart.subject,
-        "encounter": {"reference": enc_url},
-        "occurrenceDateTime": _dt(when),
-        "primarySource": True,
-        "location": chart.use(site.location),
-        "lotNumber": f"L{chart.rng.randint(10000, 99999)}",
-        "performer": [{"actor": chart.use(doctor)}],
-    })
+def _immunization(
+    chart: _Chart, enc_url: str, vaccine: tuple[str, str], when: datetime, site: Site, doctor: Provider
+) -> None:
+    chart.add(
+        {
+            "resourceType": "Immunization",
+            "meta": {"profile": [US_CORE + "us-core-immunization"]},
+            "status": "completed",
+            "vaccineCode": _concept(CVX, *vaccine),
+            "patient": chart.subject,
+            "encounter": {"reference": enc_url},
+            "occurrenceDateTime": _dt(when),
+            "primarySource": True,
+            "location": chart.use(site.location),
+            "lotNumber": f"L{chart.rng.randint(10000, 99999)}",
+            "performer": [{"actor": chart.use(doctor)}],
+        }
+    )
 
 
 def _allergy(chart: _Chart, allergy: tuple[str, str, str], recorded: datetime, doctor: Provider) -> None:
     code, display, category = allergy
     reaction_code, reaction_display = chart.rng.choice(REACTIONS)
-    chart.add({
-        "resourceType": "AllergyIntolerance",
-        "meta": {"profile": [US_CORE + "us-core-allergyintolerance"]},
-        "clinicalStatus": _concept("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
-                                   "active", "Active"),
-        "verificationStatus": _concept("http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
-                                       "confirmed", "Confirmed"),
-        "type": "allergy",
-        "category": [category],
-        "criticality": chart.rng.choice(["low", "high"]),
-        "code": _concept(SNOMED, code, display),
-        "patient": chart.subject,
-        "recordedDate": _dt(recorded),
-        "recorder": chart.use(doctor),
-        "reaction": [{"manifestation": [_concept(SNOMED, reaction_code, reaction_display)],
-                      "severity": chart.rng.choice(["mild", "moderate", "severe"])}],
-    })
+    chart.add(
+        {
+            "resourceType": "AllergyIntolerance",
+            "meta": {"profile": [US_CORE + "us-core-allergyintolerance"]},
+            "clinicalStatus": _concept(
+                "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "active", "Active"
+            ),
+            "verificationStatus": _concept(
+                "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+                "confirmed",
+                "Confirmed",
+            ),
+            "type": "allergy",
+            "category": [category],
+            "criticality": chart.rng.choice(["low", "high"]),
+            "code": _concept(SNOMED, code, display),
+            "patient": chart.subject,
+            "recordedDate": _dt(recorded),
+            "recorder": chart.use(doctor),
+            "reaction": [
+                {
+                    "manifestation": [_concept(SNOMED, reaction_code, reaction_display)],
+                    "severity": chart.rng.choice(["mild", "moderate", "severe"]),
+                }
+            ],
+        }
+    )
 
 
 def _encounter_dates(rng: random.Random, birth: date, count: int) -> list[datetime]:
@@ -639,8 +1037,19 @@ def _encounter_dates(rng: random.Random, birth: date, count: int) -> list[dateti
     span = min((REFERENCE_DATE - birth).days, 365 * 12)
     start = REFERENCE_DATE - timedelta(days=span)
     days = sorted(rng.sample(range(max(span, count + 1)), count))
-    return [datetime(start.year, start.month, start.day, rng.randint(8, 17), rng.randint(0, 59),
-                     rng.randint(0, 59), tzinfo=TZ) + timedelta(days=d) for d in days]
+    return [
+        datetime(
+            start.year,
+            start.month,
+            start.day,
+            rng.randint(8, 17),
+            rng.randint(0, 59),
+            rng.randint(0, 59),
+            tzinfo=TZ,
+        )
+        + timedelta(days=d)
+        for d in days
+    ]
 
 
 def _build_patient(seed: int, index: int, encounters: int) -> dict[str, Any]:
@@ -681,12 +1090,19 @@ def _build_patient(seed: int, index: int, encounters: int) -> dict[str, Any]:
             "class": _coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", act, ACT_CODE[act]),
             "type": [_concept(SNOMED, code, display)],
             "subject": chart.subject,
-            "participant": [{
-                "type": [_concept("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "PPRF",
-                                  "primary performer")],
-                "period": {"start": _dt(when), "end": _dt(end)},
-                "individual": chart.use(doctor),
-            }],
+            "participant": [
+                {
+                    "type": [
+                        _concept(
+                            "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                            "PPRF",
+                            "primary performer",
+                        )
+                    ],
+                    "period": {"start": _dt(when), "end": _dt(end)},
+                    "individual": chart.use(doctor),
+                }
+            ],
             "period": {"start": _dt(when), "end": _dt(end)},
             "location": [{"location": chart.use(site.location)}],
             "serviceProvider": chart.use(site.organization),
@@ -711,7 +1127,9 @@ def _build_patient(seed: int, index: int, encounters: int) -> dict[str, Any]:
                     active_conditions.append((row, _condition(chart, enc_url, row[0], row[1], when, None)))
             for row, condition_url in active_conditions:
                 if row[4]:
-                    _medication(chart, enc_url, row[4], when, doctor, condition_url, active=number >= len(dates) - 3)
+                    _medication(
+                        chart, enc_url, row[4], when, doctor, condition_url, active=number >= len(dates) - 3
+                    )
             for proc in rng.sample(WELLNESS_PROCEDURES, rng.randint(1, 2)):
                 _procedure(chart, enc_url, proc, when, site, doctor, None)
             if age_then >= 50 and rng.random() < 0.1:

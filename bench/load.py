@@ -7,6 +7,7 @@ client side some throughput, but the same client measures our server and the cei
 so their ratio is fair. Connections are re-opened when the server closes them (gunicorn's
 sync workers close after every response).
 """
+
 from __future__ import annotations
 
 import http.client
@@ -20,8 +21,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 FHIR_JSON = "application/fhir+json"
-_RETRYABLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
-              http.client.CannotSendRequest, http.client.BadStatusLine)
+_RETRYABLE = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    BrokenPipeError,
+    http.client.CannotSendRequest,
+    http.client.BadStatusLine,
+)
 
 
 class Target:
@@ -68,8 +74,9 @@ class Connection:
         self.timeout = timeout
         self.conn = target.connect(timeout)
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> Response:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> Response:
         headers = {"Accept": FHIR_JSON, **(headers or {})}
         if body is not None:
             headers.setdefault("Content-Type", FHIR_JSON)
@@ -149,8 +156,13 @@ class Result:
 class Session:
     """What a workload operation talks through: one client's connection, recording as it goes."""
 
-    def __init__(self, target: Target, result: Result | None = None, lock: threading.Lock | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        target: Target,
+        result: Result | None = None,
+        lock: threading.Lock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.target = target
         self.connection = Connection(target)
         self.result = result or Result("single", 1)
@@ -163,8 +175,14 @@ class Session:
         self.operations = 0
         self.found: list[int] = []
 
-    def call(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-             expect: Iterable[int] = (200,)) -> Response | None:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        expect: Iterable[int] = (200,),
+    ) -> Response | None:
         """One request; None (and an error counted) when the answer is not an expected status."""
         started = time.perf_counter()
         try:
@@ -203,8 +221,16 @@ class Session:
 Operation = Callable[[Session], Any]
 
 
-def closed_loop(target: Target, name: str, operation: Operation, *, clients: int, duration: float,
-                warmup: float = 1.0, seed: int = 0) -> Result:
+def closed_loop(
+    target: Target,
+    name: str,
+    operation: Operation,
+    *,
+    clients: int,
+    duration: float,
+    warmup: float = 1.0,
+    seed: int = 0,
+) -> Result:
     """`clients` threads repeat `operation` for `warmup` + `duration` seconds; only the last part counts."""
     result = Result(name, clients)
     lock = threading.Lock()
@@ -239,8 +265,15 @@ def closed_loop(target: Target, name: str, operation: Operation, *, clients: int
     return result
 
 
-def fixed_work(target: Target, name: str, items: Sequence[Any], operation: Callable[[Session, Any], Any], *,
-               clients: int, seed: int = 0) -> Result:
+def fixed_work(
+    target: Target,
+    name: str,
+    items: Sequence[Any],
+    operation: Callable[[Session, Any], Any],
+    *,
+    clients: int,
+    seed: int = 0,
+) -> Result:
     """`clients` threads share a queue of `items`; the result covers the whole run (wall time)."""
     result = Result(name, clients)
     lock = threading.Lock()

@@ -1,4 +1,5 @@
 """The results: ratios to the ceilings, the issue's targets, a table for stdout, a JSON file."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,35 +47,79 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ingest = results.get("ingest")
     if ingest:
         rate = ingest["resources_per_s"]
-        out.append(_target("ingest", f">= {INGEST_MIN:.0f} resources/s", rate, rate >= INGEST_MIN,
-                           "" if ingest["errors"] == 0 else f"{ingest['errors']} failed bundles"))
+        out.append(
+            _target(
+                "ingest",
+                f">= {INGEST_MIN:.0f} resources/s",
+                rate,
+                rate >= INGEST_MIN,
+                "" if ingest["errors"] == 0 else f"{ingest['errors']} failed bundles",
+            )
+        )
     reads = {w["concurrency"]: w for w in _by(results, "read")}
     top = reads.get(16) or (reads[max(reads)] if reads else None)
     if top:
         c = top["concurrency"]
-        out.append(_target(f"read by id, {c} clients", f">= {READ_MIN:.0f} requests/s", top["throughput"],
-                           top["throughput"] >= READ_MIN))
-        out.append(_target(f"read by id p99, {c} clients", f"< {READ_P99_MAX:.0f} ms", top["p99_ms"],
-                           top["p99_ms"] is not None and top["p99_ms"] < READ_P99_MAX))
+        out.append(
+            _target(
+                f"read by id, {c} clients",
+                f">= {READ_MIN:.0f} requests/s",
+                top["throughput"],
+                top["throughput"] >= READ_MIN,
+            )
+        )
+        out.append(
+            _target(
+                f"read by id p99, {c} clients",
+                f"< {READ_P99_MAX:.0f} ms",
+                top["p99_ms"],
+                top["p99_ms"] is not None and top["p99_ms"] < READ_P99_MAX,
+            )
+        )
         ratio = results.get("ratios", {}).get("read_vs_ceiling", {}).get(str(c))
         if ratio is not None:
-            out.append(_target(f"read by id vs ceiling, {c} clients", f">= {READ_CEILING_MIN:.0%} of the ceiling",
-                               ratio, ratio >= READ_CEILING_MIN))
+            out.append(
+                _target(
+                    f"read by id vs ceiling, {c} clients",
+                    f">= {READ_CEILING_MIN:.0%} of the ceiling",
+                    ratio,
+                    ratio >= READ_CEILING_MIN,
+                )
+            )
     for search in _by(results, "search"):
         ok = search["p95_ms"] is not None and search["p95_ms"] < SEARCH_P95_MAX and not search["errors"]
-        out.append(_target(search["name"], f"p95 < {SEARCH_P95_MAX:.0f} ms at 4 clients", search["p95_ms"], ok,
-                           f"{search['errors']} errors" if search["errors"] else ""))
+        out.append(
+            _target(
+                search["name"],
+                f"p95 < {SEARCH_P95_MAX:.0f} ms at 4 clients",
+                search["p95_ms"],
+                ok,
+                f"{search['errors']} errors" if search["errors"] else "",
+            )
+        )
     for count in _by(results, "count"):
         ok = count["p95_ms"] is not None and count["p95_ms"] < COUNT_MAX and not count["errors"]
-        out.append(_target(count["name"], f"< {COUNT_MAX:.0f} ms (over 100k matches)", count["p95_ms"], ok,
-                           f"p95 over {count.get('matches_mean', '?')} matches, not 100k"))
+        out.append(
+            _target(
+                count["name"],
+                f"< {COUNT_MAX:.0f} ms (over 100k matches)",
+                count["p95_ms"],
+                ok,
+                f"p95 over {count.get('matches_mean', '?')} matches, not 100k",
+            )
+        )
     memory = results.get("memory")
     if memory and "growth_pct" in memory:
         growth = memory["growth_pct"]
-        out.append(_target("memory flat under mixed load", f"growth < {MEMORY_GROWTH_MAX_PCT:.0f}%",
-                           growth, growth is not None and growth < MEMORY_GROWTH_MAX_PCT,
-                           f"{memory['growth_mb']} MB over {memory['seconds']} s, "
-                           f"{memory['slope_mb_per_min']} MB/min"))
+        out.append(
+            _target(
+                "memory flat under mixed load",
+                f"growth < {MEMORY_GROWTH_MAX_PCT:.0f}%",
+                growth,
+                growth is not None and growth < MEMORY_GROWTH_MAX_PCT,
+                f"{memory['growth_mb']} MB over {memory['seconds']} s, {memory['slope_mb_per_min']} MB/min",
+            )
+        )
     return out
 
 
@@ -90,17 +135,37 @@ def table(results: dict[str, Any]) -> str:
     rows = [("workload", "clients", "throughput", "p50 ms", "p95 ms", "p99 ms", "errors", "note")]
     ingest = results.get("ingest")
     if ingest:
-        rows.append(("ingest: transaction bundle per patient", _fmt(ingest["concurrency"]),
-                     f"{_fmt(ingest['resources_per_s'])} res/s", _fmt(ingest["p50_ms"]), _fmt(ingest["p95_ms"]),
-                     _fmt(ingest["p99_ms"]), _fmt(ingest["errors"]),
-                     f"{ingest['bundles']} bundles: {ingest['resources_created']} resources created "
-                     f"in {ingest['seconds']:.1f} s ({ingest['entries_per_s']} entries/s)"))
-    for key, label in (("copy", "ceiling: PostgreSQL COPY, bare text table"),
-                       ("copy_jsonb", "ceiling: PostgreSQL COPY, bare jsonb table")):
+        rows.append(
+            (
+                "ingest: transaction bundle per patient",
+                _fmt(ingest["concurrency"]),
+                f"{_fmt(ingest['resources_per_s'])} res/s",
+                _fmt(ingest["p50_ms"]),
+                _fmt(ingest["p95_ms"]),
+                _fmt(ingest["p99_ms"]),
+                _fmt(ingest["errors"]),
+                f"{ingest['bundles']} bundles: {ingest['resources_created']} resources created "
+                f"in {ingest['seconds']:.1f} s ({ingest['entries_per_s']} entries/s)",
+            )
+        )
+    for key, label in (
+        ("copy", "ceiling: PostgreSQL COPY, bare text table"),
+        ("copy_jsonb", "ceiling: PostgreSQL COPY, bare jsonb table"),
+    ):
         copy = (results.get("ceilings") or {}).get(key)
         if copy:
-            rows.append((label, "1", f"{_fmt(copy['resources_per_s'])} res/s", "", "", "", "",
-                         f"{copy['resources']} rows, {copy['mb_per_s']} MB/s"))
+            rows.append(
+                (
+                    label,
+                    "1",
+                    f"{_fmt(copy['resources_per_s'])} res/s",
+                    "",
+                    "",
+                    "",
+                    "",
+                    f"{copy['resources']} rows, {copy['mb_per_s']} MB/s",
+                )
+            )
     for w in results.get("workloads", []):
         note = ""
         if "matches_mean" in w:
@@ -109,12 +174,24 @@ def table(results: dict[str, Any]) -> str:
                 note += f", {w['empty_results']} empty"
         if w["operations"] != w["requests"]:
             note = (note + "; " if note else "") + f"{w['operations']} ops"
-        rows.append((w["name"], _fmt(w["concurrency"]), f"{_fmt(w['throughput'])} req/s", _fmt(w["p50_ms"]),
-                     _fmt(w["p95_ms"]), _fmt(w["p99_ms"]), _fmt(w["errors"]), note))
+        rows.append(
+            (
+                w["name"],
+                _fmt(w["concurrency"]),
+                f"{_fmt(w['throughput'])} req/s",
+                _fmt(w["p50_ms"]),
+                _fmt(w["p95_ms"]),
+                _fmt(w["p99_ms"]),
+                _fmt(w["errors"]),
+                note,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(widths[i]) for i, c in enumerate(row[1:-1], 1)] + [row[-1]]
+        cells = (
+            [row[0].ljust(widths[0])] + [c.rjust(widths[i]) for i, c in enumerate(row[1:-1], 1)] + [row[-1]]
+        )
         lines.append("  ".join(cells).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -125,13 +202,17 @@ def table(results: dict[str, Any]) -> str:
     if "ingest_vs_copy" in r:
         extra.append(f"ingest / COPY ceiling: {r['ingest_vs_copy']:.1%}")
     if "read_vs_ceiling" in r:
-        extra.append("read / minimal WSGI ceiling: " + ", ".join(
-            f"{c} clients {v:.0%}" for c, v in r["read_vs_ceiling"].items()))
+        extra.append(
+            "read / minimal WSGI ceiling: "
+            + ", ".join(f"{c} clients {v:.0%}" for c, v in r["read_vs_ceiling"].items())
+        )
     memory = results.get("memory")
     if memory and "growth_mb" in memory:
-        extra.append(f"memory (workers' RSS, mixed load {memory['seconds']} s, {memory['requests']} requests): "
-                     f"{memory['rss_start_mb']} -> {memory['rss_end_mb']} MB ({memory['growth_mb']:+} MB, "
-                     f"{memory['slope_mb_per_min']:+} MB/min)")
+        extra.append(
+            f"memory (workers' RSS, mixed load {memory['seconds']} s, {memory['requests']} requests): "
+            f"{memory['rss_start_mb']} -> {memory['rss_end_mb']} MB ({memory['growth_mb']:+} MB, "
+            f"{memory['slope_mb_per_min']:+} MB/min)"
+        )
     if extra:
         text += "\n\n" + "\n".join(extra)
     checks = results.get("targets") or []

@@ -1,4 +1,5 @@
-"""Runs the timed workloads against a target that already holds the data (used by __main__ and the smoke test)."""
+"""The timed workloads against a target that already holds the data (for __main__ and the smoke test)."""
+
 from __future__ import annotations
 
 import sys
@@ -31,9 +32,13 @@ class Config:
 
 def log_line(summary: dict[str, Any]) -> None:
     p = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-    print(f"  {summary['name'][:58]:58} c={summary['concurrency']:<3} {summary['throughput']:>8.1f}/s "
-          f"p50 {p(summary['p50_ms'])} p95 {p(summary['p95_ms'])} p99 {p(summary['p99_ms'])} ms"
-          f"{'  errors ' + str(summary['errors']) if summary['errors'] else ''}", file=sys.stderr, flush=True)
+    print(
+        f"  {summary['name'][:58]:58} c={summary['concurrency']:<3} {summary['throughput']:>8.1f}/s "
+        f"p50 {p(summary['p50_ms'])} p95 {p(summary['p95_ms'])} p99 {p(summary['p99_ms'])} ms"
+        f"{'  errors ' + str(summary['errors']) if summary['errors'] else ''}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _record(out: list[dict[str, Any]], group: str, result: Result) -> dict[str, Any]:
@@ -43,8 +48,14 @@ def _record(out: list[dict[str, Any]], group: str, result: Result) -> dict[str, 
     return summary
 
 
-def run_workloads(target: Target, catalog: Catalog, config: Config, *, ceiling: Target | None = None,
-                  worker_pids: Callable[[], list[int]] | None = None) -> dict[str, Any]:
+def run_workloads(
+    target: Target,
+    catalog: Catalog,
+    config: Config,
+    *,
+    ceiling: Target | None = None,
+    worker_pids: Callable[[], list[int]] | None = None,
+) -> dict[str, Any]:
     """Workloads 2-5 and the mixed/memory phase; returns {"workloads", "memory", "notes"}."""
     out: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -54,28 +65,67 @@ def run_workloads(target: Target, catalog: Catalog, config: Config, *, ceiling: 
     if config.wants("read"):
         read = workloads.read_operation(catalog)
         for clients in config.read_clients:
-            _record(out, "read", workloads.run(target, f"read Patient|Observation/{{id}}", read, clients=clients,
-                                               seed=config.seed, **timing))
+            _record(
+                out,
+                "read",
+                workloads.run(
+                    target,
+                    "read Patient|Observation/{id}",
+                    read,
+                    clients=clients,
+                    seed=config.seed,
+                    **timing,
+                ),
+            )
     if config.wants("ceiling") and ceiling is not None:
         read = workloads.read_operation(catalog)
         for clients in config.read_clients:
-            _record(out, "ceiling-read", workloads.run(ceiling, "ceiling: minimal WSGI read by id", read,
-                                                       clients=clients, seed=config.seed, **timing))
+            _record(
+                out,
+                "ceiling-read",
+                workloads.run(
+                    ceiling,
+                    "ceiling: minimal WSGI read by id",
+                    read,
+                    clients=clients,
+                    seed=config.seed,
+                    **timing,
+                ),
+            )
     if config.wants("search"):
         for name, operation in workloads.search_operations(catalog):
-            _record(out, "search", workloads.run(target, name, operation, clients=config.search_clients,
-                                                 seed=config.seed, **timing))
+            _record(
+                out,
+                "search",
+                workloads.run(
+                    target, name, operation, clients=config.search_clients, seed=config.seed, **timing
+                ),
+            )
     if config.wants("count"):
         for name, operation in workloads.count_operations(catalog):
-            _record(out, "count", workloads.run(target, name, operation, clients=config.count_clients,
-                                                seed=config.seed, **timing))
+            _record(
+                out,
+                "count",
+                workloads.run(
+                    target, name, operation, clients=config.count_clients, seed=config.seed, **timing
+                ),
+            )
     if config.wants("everything"):
         path = workloads.everything_path(catalog)
         status, body = workloads.probe(target, path)
         if status == 200:
-            _record(out, "everything", workloads.run(target, "Patient/{median}/$everything",
-                                                     workloads.everything_operation(catalog),
-                                                     clients=config.everything_clients, seed=config.seed, **timing))
+            _record(
+                out,
+                "everything",
+                workloads.run(
+                    target,
+                    "Patient/{median}/$everything",
+                    workloads.everything_operation(catalog),
+                    clients=config.everything_clients,
+                    seed=config.seed,
+                    **timing,
+                ),
+            )
         else:
             notes.append(f"$everything skipped: GET {path} answered {status} ({body[:120]})")
     if config.wants("mixed"):
@@ -85,13 +135,27 @@ def run_workloads(target: Target, catalog: Catalog, config: Config, *, ceiling: 
         if pids:
             # twice a second on a real run, often enough for a few samples on a smoke run
             with RssSampler(pids, interval=min(0.5, max(0.05, config.mixed_seconds / 20))) as sampler:
-                result = workloads.run(target, name, mixed, clients=config.mixed_clients,
-                                       duration=config.mixed_seconds, warmup=config.warmup, seed=config.seed)
+                result = workloads.run(
+                    target,
+                    name,
+                    mixed,
+                    clients=config.mixed_clients,
+                    duration=config.mixed_seconds,
+                    warmup=config.warmup,
+                    seed=config.seed,
+                )
             # the first quarter of the phase is warm-up for caches and connection pools
             memory = memory_report(sampler.samples, config.warmup + config.mixed_seconds / 4, result.requests)
         else:
-            result = workloads.run(target, name, mixed, clients=config.mixed_clients,
-                                   duration=config.mixed_seconds, warmup=config.warmup, seed=config.seed)
+            result = workloads.run(
+                target,
+                name,
+                mixed,
+                clients=config.mixed_clients,
+                duration=config.mixed_seconds,
+                warmup=config.warmup,
+                seed=config.seed,
+            )
             notes.append("memory not sampled: the server's worker processes are not known (--url)")
         _record(out, "mixed", result)
     return {"workloads": out, "memory": memory, "notes": notes}

@@ -3,6 +3,7 @@
 The FHIR server and the ceiling app run under the same gunicorn command line (workers,
 worker class, threads), the one `make serve` uses, so their figures compare like for like.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,15 +38,20 @@ class ServeSettings:
     def from_env(cls) -> ServeSettings:
         return cls(
             workers=int(os.environ.get("WEB_CONCURRENCY", "2")),
-            worker_class=os.environ.get("GUNICORN_WORKER_CLASS", "gthread"),
-            threads=int(os.environ.get("GUNICORN_THREADS", "2")),
+            worker_class=os.environ.get("GUNICORN_WORKER_CLASS", "sync"),
+            threads=int(os.environ.get("GUNICORN_THREADS", "1")),
         )
 
     def arguments(self) -> list[str]:
-        args = ["--workers", str(self.workers), "--worker-class", self.worker_class]
-        if self.worker_class == "gthread":
-            args += ["--threads", str(self.threads)]
-        return args
+        # as `make serve` passes them (gunicorn itself turns sync into gthread when threads > 1)
+        return [
+            "--workers",
+            str(self.workers),
+            "--worker-class",
+            self.worker_class,
+            "--threads",
+            str(self.threads),
+        ]
 
 
 def free_port() -> int:
@@ -82,22 +88,28 @@ def database_exists(url: str) -> bool:
 def server_env(database_url: str) -> dict[str, str]:
     """The production settings the server runs with (12-factor: all from the environment)."""
     env = dict(os.environ)
-    env.update({
-        "DATABASE_URL": database_url,
-        "DJANGO_SETTINGS_MODULE": "fhirproject.settings",
-        "DJANGO_DEBUG": "false",
-        "FHIR_AUTH_REQUIRED": "false",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
-        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    })
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "DJANGO_SETTINGS_MODULE": "fhirproject.settings",
+            "DJANGO_DEBUG": "false",
+            "FHIR_AUTH_REQUIRED": "false",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        }
+    )
     env.pop("FHIR_BASE_URL", None)
     return env
 
 
 def migrate(database_url: str) -> None:
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT,
-                   env=server_env(database_url), check=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=server_env(database_url),
+        check=True,
+    )
 
 
 # -- gunicorn ---------------------------------------------------------------------------------------
@@ -119,17 +131,35 @@ class Gunicorn:
         return f"http://127.0.0.1:{self.port}/fhir"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "gunicorn", self.app, "--bind", f"127.0.0.1:{self.port}",
-                *self.settings.arguments(), "--keep-alive", "5", "--backlog", "2048",
-                "--log-level", "warning"]
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            self.app,
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            *self.settings.arguments(),
+            "--keep-alive",
+            "5",
+            "--backlog",
+            "2048",
+            "--log-level",
+            "warning",
+        ]
 
     def start(self, ready_path: str = "/fhir/metadata", timeout: float = 60.0) -> Gunicorn:
         log_dir = ROOT / "bench" / "results"
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log = log_dir / f"gunicorn-{self.app.split('.')[0].split(':')[0]}.log"
         out = self.log.open("wb")
-        self.process = subprocess.Popen(self.command(), cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command(),
+            cwd=ROOT,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         target = Target(self.url)
         while time.monotonic() < deadline:
@@ -179,7 +209,7 @@ def children_of(pid: int) -> list[int]:
         except OSError:
             continue
         # the command name may contain spaces: the fields after it start at the last ")"
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[1]) == pid:
             children.append(int(entry.name))
     return sorted(children)
@@ -249,8 +279,11 @@ def memory_report(samples: list[tuple[float, dict[int, int]]], skip_seconds: flo
         "growth_pct": round((end_mb - start_mb) / start_mb * 100, 2) if start_mb else None,
         "slope_mb_per_min": round(slope, 3),
         "requests": requests,
-        "growth_kb_per_1k_requests": round((end_mb - start_mb) * 1024 / requests * 1000, 2) if requests else None,
-        "per_worker_mb": {str(pid): [round(first.get(pid, 0) / 1024, 1), round(kb / 1024, 1)]
-                          for pid, kb in last.items()},
+        "growth_kb_per_1k_requests": round((end_mb - start_mb) * 1024 / requests * 1000, 2)
+        if requests
+        else None,
+        "per_worker_mb": {
+            str(pid): [round(first.get(pid, 0) / 1024, 1), round(kb / 1024, 1)] for pid, kb in last.items()
+        },
         "series": [[round(t, 1), round(m, 1)] for t, m in totals[:: max(1, len(totals) // 120)]],
     }

@@ -5,6 +5,7 @@ sampled from the data, 4 counting, 5 `Patient/$everything`, and the mixed load u
 memory. What was loaded (server-assigned ids, names, codes, dates) is kept in a `Catalog`
 built from the transaction responses, so every search asks for something that exists.
 """
+
 from __future__ import annotations
 
 import time
@@ -46,11 +47,19 @@ def prepare(bundle: dict[str, Any]) -> Prepared:
         if rtype == "Patient":
             name = resource["name"][0]
             mrn = next(i["value"] for i in resource["identifier"] if i.get("system") == MRN_SYSTEM)
-            info = {"mrn": mrn, "family": name["family"], "given": name["given"][0],
-                    "birthDate": resource["birthDate"], "gender": resource["gender"]}
+            info = {
+                "mrn": mrn,
+                "family": name["family"],
+                "given": name["given"][0],
+                "birthDate": resource["birthDate"],
+                "gender": resource["gender"],
+            }
         elif rtype == "Observation":
-            info = (resource["code"]["coding"][0]["code"], resource["category"][0]["coding"][0]["code"],
-                    resource["effectiveDateTime"][:10])
+            info = (
+                resource["code"]["coding"][0]["code"],
+                resource["category"][0]["coding"][0]["code"],
+                resource["effectiveDateTime"][:10],
+            )
         facts.append((rtype, info))
     return Prepared(orjson.dumps(bundle), facts)
 
@@ -73,7 +82,7 @@ class Catalog:
         patient: dict[str, Any] | None = None
         labs: list[list[str]] = []
         counts: Counter[str] = Counter()
-        for (rtype, info), answer in zip(prepared.facts, response.get("entry", [])):
+        for (rtype, info), answer in zip(prepared.facts, response.get("entry", []), strict=True):
             outcome = answer.get("response", {})
             parts = outcome.get("location", "").split("/")
             if len(parts) < 2:
@@ -105,8 +114,14 @@ class Catalog:
         return ordered[len(ordered) // 2]
 
     def to_json(self) -> bytes:
-        return orjson.dumps({"patients": self.patients, "ids": self.ids,
-                             "observation_codes": self.observation_codes, "resources": self.resources})
+        return orjson.dumps(
+            {
+                "patients": self.patients,
+                "ids": self.ids,
+                "observation_codes": self.observation_codes,
+                "resources": self.resources,
+            }
+        )
 
     @classmethod
     def from_json(cls, data: bytes) -> Catalog:
@@ -147,8 +162,14 @@ def post_transaction(session: Session, body: bytes) -> dict[str, Any] | None:
     return orjson.loads(response.body) if response is not None else None
 
 
-def ingest(target: Target, bundles: Sequence[Prepared | dict[str, Any]], *, clients: int, catalog: Catalog,
-           providers: Prepared | dict[str, Any] | None = None) -> Result:
+def ingest(
+    target: Target,
+    bundles: Sequence[Prepared | dict[str, Any]],
+    *,
+    clients: int,
+    catalog: Catalog,
+    providers: Prepared | dict[str, Any] | None = None,
+) -> Result:
     """POST one transaction per patient, `clients` at a time; resources/s over the wall time.
 
     The provider pool goes first on its own when given (Synthea's hospital and practitioner
@@ -171,19 +192,21 @@ def ingest(target: Target, bundles: Sequence[Prepared | dict[str, Any]], *, clie
     before = catalog.resources
     result = fixed_work(target, "ingest", list(range(len(items))), load, clients=clients)
     entries = 0
-    for item, answer in zip(items, answers):
+    for item, answer in zip(items, answers, strict=True):
         if answer is not None:
             catalog.add(item, answer)
             entries += item.entries
     created = catalog.resources - before
-    result.extra.update({
-        "bundles": len(items),
-        "entries": entries,
-        "resources_created": created,  # entries minus the pooled ones ifNoneExist found
-        "resources_per_s": round(created / result.seconds, 1),
-        "entries_per_s": round(entries / result.seconds, 1),
-        "bytes": sum(len(i.body) for i in items),
-    })
+    result.extra.update(
+        {
+            "bundles": len(items),
+            "entries": entries,
+            "resources_created": created,  # entries minus the pooled ones ifNoneExist found
+            "resources_per_s": round(created / result.seconds, 1),
+            "entries_per_s": round(entries / result.seconds, 1),
+            "bytes": sum(len(i.body) for i in items),
+        }
+    )
     return result
 
 
@@ -217,6 +240,11 @@ def _bundle(session: Session, path: str) -> dict[str, Any] | None:
     return orjson.loads(response.body)
 
 
+def next_link(bundle: dict[str, Any] | None) -> str | None:
+    links = (bundle or {}).get("link", [])
+    return next((link["url"] for link in links if link.get("relation") == "next"), None)
+
+
 def _counting(session: Session, bundle: dict[str, Any] | None) -> None:
     """Remember how much a search found (Bundle.total, else its matches), to show it found something."""
     if bundle is None:
@@ -235,7 +263,7 @@ def search_operations(catalog: Catalog, pages: int = 5) -> list[tuple[str, Opera
     common = catalog.common_codes(5)
 
     def lab_by_category(s: Session) -> None:
-        p = s.rng.choice(patients)
+        p = s.rng.choice(with_labs)
         _counting(s, _bundle(s, _query("Observation", [("patient", p["id"]), ("category", "laboratory")])))
 
     def code_and_date(s: Session) -> None:
@@ -267,10 +295,12 @@ def search_operations(catalog: Catalog, pages: int = 5) -> list[tuple[str, Opera
         _counting(s, _bundle(s, _query("Patient", params)))
 
     def code_paging(s: Session) -> None:
-        bundle = _bundle(s, _query("Observation", [("code", f"{LOINC}|{s.rng.choice(common)}"), ("_count", "20")]))
+        bundle = _bundle(
+            s, _query("Observation", [("code", f"{LOINC}|{s.rng.choice(common)}"), ("_count", "20")])
+        )
         _counting(s, bundle)
         for _ in range(pages):
-            link = next((l["url"] for l in (bundle or {}).get("link", []) if l.get("relation") == "next"), None)
+            link = next_link(bundle)
             if link is None:
                 return
             bundle = _bundle(s, link)
@@ -298,8 +328,10 @@ def count_operations(catalog: Catalog) -> list[tuple[str, Operation]]:
         params = [("code", f"{LOINC}|{s.rng.choice(common)}"), ("_total", "accurate")]
         _counting(s, _bundle(s, _query("Observation", params)))
 
-    return [("count Observation?code&_summary=count", summary_count),
-            ("count Observation?code&_total=accurate", total_accurate)]
+    return [
+        ("count Observation?code&_summary=count", summary_count),
+        ("count Observation?code&_total=accurate", total_accurate),
+    ]
 
 
 def everything_path(catalog: Catalog) -> str:
@@ -325,7 +357,7 @@ def everything_operation(catalog: Catalog) -> Operation:
         bundle = _bundle(s, path)
         while bundle is not None:  # follow the pages: the whole chart is the answer
             _counting(s, bundle)
-            link = next((l["url"] for l in bundle.get("link", []) if l.get("relation") == "next"), None)
+            link = next_link(bundle)
             bundle = _bundle(s, link) if link else None
 
     return everything
@@ -349,8 +381,16 @@ def mixed_operation(catalog: Catalog) -> Operation:
     return mixed
 
 
-def run(target: Target, name: str, operation: Operation, *, clients: int, duration: float, warmup: float,
-        seed: int = 0) -> Result:
+def run(
+    target: Target,
+    name: str,
+    operation: Operation,
+    *,
+    clients: int,
+    duration: float,
+    warmup: float,
+    seed: int = 0,
+) -> Result:
     return closed_loop(target, name, operation, clients=clients, duration=duration, warmup=warmup, seed=seed)
 
 

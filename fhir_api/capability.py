@@ -1,24 +1,39 @@
 """The CapabilityStatement at GET /fhir/metadata (https://hl7.org/fhir/R4/capabilitystatement.html).
 
 Built from what the server really does: the interaction table below is the one the route
-table serves, every R4 resource type is listed, and search parameters come from the
-search registry. Anything partial is said so in `documentation`.
+table serves, every R4 resource type is listed with the search parameters the search
+registry supports, and anything partial is said so in `documentation`.
 """
 from __future__ import annotations
 
 from functools import cache
 from typing import Any
 
+from fhir_api import operations
 from fhir_api.structure import resource_types
 
-SOFTWARE = {"name": "Django FHIR Server", "version": "0.1.0"}
+SOFTWARE = {"name": "Django FHIR Server", "version": "0.1.0", "releaseDate": "2026-11-25"}
 
 # Interactions every resource type supports through fhir_api.urls.
-TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create")
-SYSTEM_INTERACTIONS = ("history-system",)
+TYPE_INTERACTIONS = (
+    "read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type",
+)
+SYSTEM_INTERACTIONS = ("transaction", "batch", "search-system", "history-system")
+
+# Search result parameters (search.html#return) the engine implements for every type.
+COMMON_SEARCH_PARAMS = ("_sort", "_count", "_include", "_revinclude", "_summary", "_elements", "_total", "_has")
+
+PARTIAL = (
+    "Not yet supported: SMART on FHIR authorization (FHIR_AUTH_REQUIRED is a placeholder); "
+    "validation of FHIRPath invariants, terminology bindings and meta.profile; "
+    "operations not listed in `operation`; search parameters and modifiers that are "
+    "not listed per resource (e.g. the terminology modifiers :in, :not-in, :above, :below on tokens)."
+)
 
 
 def _resource_entry(resource_type: str) -> dict[str, Any]:
+    from fhir_search.capability import search_includes, search_param_entries, search_revincludes
+
     return {
         "type": resource_type,
         "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
@@ -26,17 +41,38 @@ def _resource_entry(resource_type: str) -> dict[str, Any]:
         "versioning": "versioned-update",
         "readHistory": True,
         "updateCreate": True,
+        "conditionalCreate": True,
         "conditionalRead": "full-support",
+        "conditionalUpdate": True,
+        "conditionalDelete": "multiple",
+        "searchInclude": search_includes(resource_type),
+        "searchRevInclude": search_revincludes(resource_type),
+        "searchParam": search_param_entries(resource_type),
+        "operation": [
+            _operation_entry(op) for op in operations.all_operations()
+            if op.levels & {"type", "instance"} and (op.types is None or resource_type in op.types)
+        ],
     }
 
 
+def _operation_entry(op: operations.Operation) -> dict[str, Any]:
+    definition = op.definition or f"http://hl7.org/fhir/OperationDefinition/{op.name}"
+    return {"name": op.name, "definition": definition}
+
+
 @cache
-def _rest(base: str) -> dict[str, Any]:
+def _rest() -> dict[str, Any]:
     return {
         "mode": "server",
-        "documentation": "FHIR R4 REST API. Validation on write against the R4 definitions.",
+        "documentation": "FHIR R4 REST API; every write is validated against the R4 definitions. " + PARTIAL,
         "resource": [_resource_entry(t) for t in sorted(resource_types())],
         "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+        "operation": [_operation_entry(op) for op in operations.all_operations() if "system" in op.levels],
+        "searchParam": [
+            {"name": name, "type": "special" if name in ("_has",) else "token",
+             "documentation": "Search result parameter, see https://hl7.org/fhir/R4/search.html"}
+            for name in COMMON_SEARCH_PARAMS
+        ],
     }
 
 
@@ -44,16 +80,16 @@ def capability_statement(base: str, mode: str = "full") -> dict[str, Any]:
     statement: dict[str, Any] = {
         "resourceType": "CapabilityStatement",
         "status": "active",
-        "date": "2026-11-25",
+        "date": SOFTWARE["releaseDate"],
         "publisher": "Django FHIR Server project",
         "kind": "instance",
-        "software": SOFTWARE,
+        "software": {"name": SOFTWARE["name"], "version": SOFTWARE["version"]},
         "implementation": {"description": "Django FHIR Server", "url": base},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json", "application/fhir+xml", "xml"],
         "patchFormat": ["application/json-patch+json", "application/fhir+json", "application/fhir+xml"],
     }
-    if mode == "normative" or mode == "terminology":
+    if mode in ("normative", "terminology"):
         return statement
-    statement["rest"] = [_rest(base)]
+    statement["rest"] = [_rest()]
     return statement

@@ -3,6 +3,7 @@ from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from fhir_api.views.instance import InstanceViewSet
+from fhir_api.views.operation import OperationViewSet
 from fhir_api.views.search import SearchViewSet
 from fhir_api.views.system import SystemViewSet
 from fhir_api.views.type import TypeViewSet
@@ -38,6 +39,12 @@ def _type_route(request, **kwargs):
 urlpatterns = [
     path("", _system_route, name="fhir-system"),
     path("/_search", _search_system, name="fhir-search-system"),
+    re_path(r"^/\$(?P<name>[A-Za-z][A-Za-z0-9-]*)$", OperationViewSet.as_view({"get": "system", "post": "system"}),
+            name="fhir-operation-system"),
+    re_path(rf"^/{TYPE}/\$(?P<name>[A-Za-z][A-Za-z0-9-]*)$",
+            OperationViewSet.as_view({"get": "type", "post": "type"}), name="fhir-operation-type"),
+    re_path(rf"^/{TYPE}/{ID}/\$(?P<name>[A-Za-z][A-Za-z0-9-]*)$",
+            OperationViewSet.as_view({"get": "instance", "post": "instance"}), name="fhir-operation-instance"),
     path("/metadata", SystemViewSet.as_view({"get": "capabilities"}), name="fhir-capabilities"),
     path("/_history", SystemViewSet.as_view({"get": "history"}), name="fhir-history-system"),
     re_path(rf"^/{TYPE}/_history$", TypeViewSet.as_view({"get": "history"}), name="fhir-history-type"),

@@ -25,7 +25,9 @@ _warned: set[tuple[str, str]] = set()
 STRING_PRIMITIVES = frozenset({"string", "markdown", "code", "id", "uri", "url", "canonical", "oid", "uuid"})
 NUMBER_PRIMITIVES = frozenset({"integer", "decimal", "positiveInt", "unsignedInt"})
 DATE_PRIMITIVES = frozenset({"date", "dateTime", "instant"})
-QUANTITY_TYPES = frozenset({"Quantity", "Age", "Duration", "Count", "Distance", "SimpleQuantity", "MoneyQuantity"})
+QUANTITY_TYPES = frozenset(
+    {"Quantity", "Age", "Duration", "Count", "Distance", "SimpleQuantity", "MoneyQuantity"}
+)
 CURRENCY_SYSTEM = "urn:iso:std:iso:4217"
 
 
@@ -136,7 +138,8 @@ def tokens(typed: Typed) -> list[Token]:
         id_type = v.get("type") if isinstance(v.get("type"), dict) else {}
         type_text = id_type.get("text") if isinstance(id_type.get("text"), str) else None
         codings = [c for c in id_type.get("coding") or () if isinstance(c, dict)] or [{}]
-        return [Token(v.get("system"), v.get("value"), type_text, c.get("system"), c.get("code")) for c in codings]
+        return [Token(v.get("system"), v.get("value"), type_text, c.get("system"), c.get("code"))
+                for c in codings]
     if t == "ContactPoint":
         # The ContactPoint's own system (phone, email...) is the token's system, so
         # `telecom=phone|555-1234` and plain `telecom=555-1234` both work.
@@ -257,7 +260,8 @@ def quantities(typed: Typed) -> list[QuantityValue]:
             return []
         unit_of = low if lo is not None else high
         middle = lo if hi is None else hi if lo is None else (lo + hi) / 2
-        return [QuantityValue(middle, lo, hi, unit_of.get("system"), unit_of.get("code") or unit_of.get("unit"))]
+        unit = unit_of.get("code") or unit_of.get("unit")
+        return [QuantityValue(middle, lo, hi, unit_of.get("system"), unit)]
     return skipped("quantity", typed)
 
 

@@ -324,11 +324,11 @@ def _fhirpath_extractor(expression: str) -> Extractor | None:
     try:
         import fhirpathpy
 
-        compiled = fhirpathpy.compile(
-            expression,
-            _fhirpath_model(),
-            {"returnRawData": True, "userInvocationTable": {"resolve": {"fn": _fhirpath_resolve, "arity": {0: []}}}},
-        )
+        options = {
+            "returnRawData": True,  # nodes keep their type path, so values come out typed
+            "userInvocationTable": {"resolve": {"fn": _fhirpath_resolve, "arity": {0: []}}},
+        }
+        compiled = fhirpathpy.compile(expression, _fhirpath_model(), options)
     except Exception:  # noqa: BLE001 -- an expression fhirpathpy cannot parse is skipped
         logger.warning("search expression %r cannot be compiled; it will not be indexed", expression)
         return None
@@ -367,7 +367,8 @@ def compile_expression(expression: str, root: str, relative: bool = False) -> Ex
             try:
                 out.extend(part(context, start))
             except Exception:  # noqa: BLE001 -- a value that breaks an expression is skipped
-                logger.warning("could not evaluate %r on %s", expression, context.resource_type, exc_info=True)
+                logger.warning("could not evaluate %r on %s", expression, context.resource_type,
+                               exc_info=True)
         return out
 
     return extract

@@ -45,7 +45,9 @@ def _indexed_params(resource_type: str) -> tuple[tuple[SearchParam, Any], ...]:
     out = []
     for param in registry().for_type(resource_type).values():
         ptype = param_type(param)
-        if ptype is None or ptype.on_resource or ptype.model is None or not param.expression_for(resource_type):
+        if ptype is None or ptype.on_resource or ptype.model is None:
+            continue
+        if not param.expression_for(resource_type):
             continue
         out.append((param, ptype))
     return tuple(out)
@@ -56,7 +58,9 @@ def forget_type(resource_type: str | None = None) -> None:
     _indexed_params.cache_clear()
 
 
-def rows_for(resource: Resource, content: dict[str, Any] | None) -> dict[type[models.Model], list[models.Model]]:
+def rows_for(
+    resource: Resource, content: dict[str, Any] | None
+) -> dict[type[models.Model], list[models.Model]]:
     """The index rows (unsaved) of one resource version, grouped by table."""
     out: dict[type[models.Model], list[models.Model]] = defaultdict(list)
     if content is None or resource.deleted:
@@ -76,7 +80,8 @@ def rows_for(resource: Resource, content: dict[str, Any] | None) -> dict[type[mo
                         ptype.model(resource_id=resource.pk, resource_type=rtype, code=param.code, **cols)
                     )
         except Exception:  # noqa: BLE001 -- one odd value must not stop the write
-            logger.warning("could not index %s of %s/%s", param.code, rtype, resource.logical_id, exc_info=True)
+            logger.warning("could not index %s of %s/%s", param.code, rtype, resource.logical_id,
+                           exc_info=True)
     return out
 
 

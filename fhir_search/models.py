@@ -113,11 +113,13 @@ class ReferenceIndex(IndexRow):
 
     class Meta:
         indexes = [
-            models.Index(fields=["code", "resource_type", "target_id", "target_type"], name="reference_code_target"),
+            models.Index(fields=["code", "resource_type", "target_id", "target_type"],
+                         name="reference_code_target"),
             # reverse direction: _revinclude and _has look up who points at a resource
             models.Index(fields=["target_type", "target_id", "code"], name="reference_target"),
             models.Index(fields=["code", "resource_type", "url"], name="reference_code_url"),
-            models.Index(fields=["code", "resource_type", "identifier_value"], name="reference_code_identifier"),
+            models.Index(fields=["code", "resource_type", "identifier_value"],
+                         name="reference_code_identifier"),
         ]
 
 

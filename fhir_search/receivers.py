@@ -15,7 +15,9 @@ from fhir_search.indexing import index_many, index_resource
 
 
 @receiver(resource_written, sender=Resource, dispatch_uid="fhir_search.index_written")
-def index_written(sender: type[Resource], resource: Resource, content: dict[str, Any] | None, **kwargs: Any) -> None:
+def index_written(
+    sender: type[Resource], resource: Resource, content: dict[str, Any] | None, **kwargs: Any
+) -> None:
     index_resource(resource, content)
 
 

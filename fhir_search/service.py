@@ -170,13 +170,16 @@ def search_bundle(
     def edge(row: tuple, back: bool) -> str:
         return Cursor(bound, tuple(row[4 : 4 + n_keys]), row[0], back).encode()
 
-    links = [{"relation": "self", "url": _url(base, path, kept + ([("_cursor", request.cursor)] if cursor else []))}]
+    def link(relation: str, token: str | None) -> dict[str, str]:
+        return {"relation": relation, "url": _url(base, path, kept + ([("_cursor", token)] if token else []))}
+
+    links = [link("self", request.cursor if cursor else None)]
     has_next = more if not backwards else bool(rows)
     has_previous = cursor is not None and bool(rows) and (more if backwards else True)
     if has_next and rows:
-        links.append({"relation": "next", "url": _url(base, path, kept + [("_cursor", edge(rows[-1], False))])})
+        links.append(link("next", edge(rows[-1], False)))
     if has_previous:
-        links.append({"relation": "previous", "url": _url(base, path, kept + [("_cursor", edge(rows[0], True))])})
+        links.append(link("previous", edge(rows[0], True)))
 
     if request.total == "accurate":
         bundle["total"] = counted().filter(bounded).count()

@@ -26,6 +26,8 @@ FHIR_AUTH_REQUIRED = env_bool("FHIR_AUTH_REQUIRED", True)
 FHIR_BASE_URL = env_str("FHIR_BASE_URL", "").rstrip("/")
 FHIR_DEFAULT_COUNT = env_int("FHIR_DEFAULT_COUNT", 20)
 FHIR_MAX_COUNT = env_int("FHIR_MAX_COUNT", 1000)
+# Most resources one search page may add through _include/_revinclude.
+FHIR_MAX_INCLUDE = env_int("FHIR_MAX_INCLUDE", 1000)
 # Conditional delete of several matches: allowed for every request when true, otherwise
 # only when the client sends `Prefer: handling=multiple-delete`; never more than the max.
 FHIR_CONDITIONAL_DELETE_MULTIPLE = env_bool("FHIR_CONDITIONAL_DELETE_MULTIPLE", False)

@@ -56,7 +56,8 @@ def _columns(kind: str, p: int, typed: Typed) -> list[dict[str, Any]]:
         out = []
         for v in converters.reference_values(typed):
             cols = reference_columns(v)
-            out.append({c + "system": cols["target_type"], c + "value": cols["target_id"] or clip(cols["url"] or "")})
+            value = cols["target_id"] or clip(cols["url"] or "")
+            out.append({c + "system": cols["target_type"], c + "value": value})
         return out
     if kind == "string" and p == 2:
         return [{"c2_value": clip(fold(s))} for s in converters.strings(typed)]
@@ -64,9 +65,11 @@ def _columns(kind: str, p: int, typed: Typed) -> list[dict[str, Any]]:
         out = []
         for v in converters.quantities(typed):
             cols = quantity_columns(v)
-            out.append({"c2_low": cols["low"], "c2_high": cols["high"], "c2_system": cols["system"],
-                        "c2_value": cols["unit"], "c2_canonical_unit": cols["canonical_unit"],
-                        "c2_canonical_low": cols["canonical_low"], "c2_canonical_high": cols["canonical_high"]})
+            out.append({
+                "c2_low": cols["low"], "c2_high": cols["high"], "c2_system": cols["system"],
+                "c2_value": cols["unit"], "c2_canonical_unit": cols["canonical_unit"],
+                "c2_canonical_low": cols["canonical_low"], "c2_canonical_high": cols["canonical_high"],
+            })
         return out
     if kind == "number" and p > 1:
         return [{c + "low": lo, c + "high": hi} for _, lo, hi in converters.numbers(typed)]

@@ -26,7 +26,8 @@ class NumberQuery:
     high: float
 
     def condition(self, low_field: str, high_field: str, scale: float = 1.0) -> Q:
-        return self.prefix.numbers(low_field, high_field, self.value * scale, self.low * scale, self.high * scale)
+        value, low, high = self.value * scale, self.low * scale, self.high * scale
+        return self.prefix.numbers(low_field, high_field, value, low, high)
 
 
 def parse_number(raw: str) -> NumberQuery:

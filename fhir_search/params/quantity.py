@@ -56,7 +56,9 @@ def quantity_condition(q: QuantityQuery, cols: dict[str, str]) -> Q:
     return canonical | as_written
 
 
-COLUMNS = {k: k for k in ("low", "high", "system", "unit", "canonical_unit", "canonical_low", "canonical_high")}
+COLUMNS = {
+    k: k for k in ("low", "high", "system", "unit", "canonical_unit", "canonical_low", "canonical_high")
+}
 
 
 def quantity_columns(value: converters.QuantityValue) -> dict[str, Any]:

@@ -55,7 +55,8 @@ def parse_reference(raw: str, modifier: str | None, env: Env) -> ReferenceQuery:
         parts = split_unescaped(raw, "|", 1)
         if len(parts) == 1:
             return ReferenceQuery(identifier_value=value)
-        return ReferenceQuery(identifier_system=unescape(parts[0]) or None, identifier_value=unescape(parts[1]))
+        system, value = unescape(parts[0]) or None, unescape(parts[1])
+        return ReferenceQuery(identifier_system=system, identifier_value=value)
     type_modifier = modifier if modifier in resource_types() else None
     if "/" not in value and ":" not in value:  # a bare id
         return ReferenceQuery(type=type_modifier, id=value)
@@ -63,7 +64,9 @@ def parse_reference(raw: str, modifier: str | None, env: Env) -> ReferenceQuery:
     if target.id is not None:
         if type_modifier and target.type != type_modifier:
             raise ValueError(f"{value!r} is not a {type_modifier} reference")
-        return ReferenceQuery(type=target.type, id=target.id)
+        # An absolute URL of this server also matches references stored in that form.
+        url = value.split("/_history/", 1)[0] if "://" in value else None
+        return ReferenceQuery(type=target.type, id=target.id, url=url)
     return ReferenceQuery(url=target.url, version=target.version)
 
 
@@ -95,7 +98,7 @@ class ReferenceParam(ParamType):
                 q &= Q(target_type=parsed.type)
             elif len(param.targets) == 1:
                 q &= Q(target_type=param.targets[0])
-            return q
+            return q | Q(url=_opt(parsed.url, 512)) if parsed.url else q
         q = Q(url=_opt(parsed.url, 512))
         if parsed.version:
             q &= Q(target_version=parsed.version)

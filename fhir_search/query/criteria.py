@@ -62,7 +62,8 @@ def resolve(resource_type: str | None, name: str) -> Criterion:
         raise Unsupported(f"The search parameter {code} is not supported by this server yet")
     param = lookup(resource_type, code)
     if param is None:
-        raise UnknownParameter(f"Unknown search parameter '{code}'" + (f" for {resource_type}" if resource_type else ""))
+        where = f" for {resource_type}" if resource_type else ""
+        raise UnknownParameter(f"Unknown search parameter '{code}'{where}")
     if dot:
         return _chain(param, modifier, rest)
     ptype = param_type(param)

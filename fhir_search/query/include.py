@@ -34,7 +34,7 @@ ROW_FIELDS = ("id", "resource_type", "logical_id", "data")
 
 
 def _limit() -> int:
-    return getattr(settings, "FHIR_MAX_INCLUDE", settings.FHIR_MAX_COUNT)
+    return settings.FHIR_MAX_INCLUDE
 
 
 def _pointing_at(include: Include, current: list[Row]) -> Q | None:

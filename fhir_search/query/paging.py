@@ -7,7 +7,9 @@ key and row id of the row at the page's edge, plus a snapshot bound (the highest
 when page one was read). The next page is "rows after this key, with id <= bound", so
 a client walks every match of page one exactly once, whatever is inserted meanwhile
 (resources created later are not in this result; an update that changes a sort value
-moves its resource, as with any keyset).
+moves its resource, as with any keyset). The bound is a row id, so on PostgreSQL a create
+whose transaction took its id before page one but committed after it can still show up,
+once, on a later page.
 """
 from __future__ import annotations
 

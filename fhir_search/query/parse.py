@@ -82,9 +82,8 @@ class _Parser:
 
     def add(self, name: str, value: str) -> None:
         base_name = name.split(":", 1)[0]
-        handler = getattr(self, "_result_" + base_name.lstrip("_"), None) if base_name.startswith("_") else None
-        if handler is not None and base_name in _RESULT_PARAMS:
-            handler(name, value)
+        if base_name in _RESULT_PARAMS:
+            getattr(self, "_result_" + base_name.lstrip("_"))(name, value)
             return
         if base_name in _NOT_SUPPORTED_RESULT_PARAMS:
             self.skip(f"The parameter {base_name} is not supported by this server yet", unsupported=True)
@@ -173,8 +172,9 @@ class _Parser:
         if ptype is None or len(found) > 1 or ptype.sort_field(descending) is None:
             self.skip(f"Cannot sort by '{code}'", unsupported=True)
             return None
-        if not ptype.on_resource and types is not None and len(types) > 1 and code not in registry().for_type(""):
-            self.skip(f"Sorting a search of several types needs a common parameter, not '{code}'", unsupported=True)
+        several_types = types is not None and len(types) > 1
+        if not ptype.on_resource and several_types and code not in registry().for_type(""):
+            self.skip(f"Sorting several types needs a common parameter, not '{code}'", unsupported=True)
             return None
         return SortKey(code, descending, param, ptype)
 
@@ -207,7 +207,8 @@ class _Parser:
         if target is not None and target not in resource_types():
             self.skip(f"{name}={value}: unknown target type {target}")
             return
-        if not reverse and not iterate and self.request.types is not None and source not in self.request.types:
+        searched = self.request.types
+        if not reverse and not iterate and searched is not None and source not in searched:
             self.skip(f"{name}={value}: {source} is not a type being searched (use :iterate)")
             return
         if code == "*":
@@ -222,8 +223,9 @@ class _Parser:
         self.request.kept.append((name, value))
 
 
-_RESULT_PARAMS = frozenset({"_count", "_total", "_summary", "_elements", "_cursor", "_type", "_sort", "_include",
-                            "_revinclude"})
+_RESULT_PARAMS = frozenset(
+    {"_count", "_total", "_summary", "_elements", "_cursor", "_type", "_sort", "_include", "_revinclude"}
+)
 
 
 def parse_request(

@@ -4,6 +4,7 @@ https://hl7.org/fhir/R4/http.html#transaction -- the bundles use urn:uuid fullUr
 ifNoneExist on pooled Practitioners/Organizations/Locations and conditional references to
 them, like Synthea's transaction bundles; after loading, every reference must resolve.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -56,10 +57,26 @@ def test_the_data_has_the_us_core_shapes_the_benchmark_searches():
     bundles = list(generate.patient_bundles(42, 10))
     resources = [r for b in bundles for r in generate.resources_of(b)]
     types = {r["resourceType"] for r in resources}
-    assert {"Patient", "Encounter", "Observation", "Condition", "MedicationRequest", "Procedure", "Immunization",
-            "AllergyIntolerance", "DiagnosticReport", "Practitioner", "Organization", "Location"} <= types
-    names = " ".join(n["family"] + " " + " ".join(n["given"]) for r in resources if r["resourceType"] == "Patient"
-                     for n in r["name"])
+    assert {
+        "Patient",
+        "Encounter",
+        "Observation",
+        "Condition",
+        "MedicationRequest",
+        "Procedure",
+        "Immunization",
+        "AllergyIntolerance",
+        "DiagnosticReport",
+        "Practitioner",
+        "Organization",
+        "Location",
+    } <= types
+    names = " ".join(
+        n["family"] + " " + " ".join(n["given"])
+        for r in resources
+        if r["resourceType"] == "Patient"
+        for n in r["name"]
+    )
     assert any(ch in names for ch in "éëüñøåłö")  # accents in names
     observations = [r for r in resources if r["resourceType"] == "Observation"]
     bp = [o for o in observations if o["code"]["coding"][0]["code"] == "85354-9"]
@@ -68,8 +85,13 @@ def test_the_data_has_the_us_core_shapes_the_benchmark_searches():
     assert {o["valueQuantity"]["code"] for o in labs} >= {"mg/dL", "mmol/L"}
     assert all(o["valueQuantity"]["system"] == generate.UCUM for o in labs)
     reports = [r for r in resources if r["resourceType"] == "DiagnosticReport"]
-    lab_urls = {e["fullUrl"] for b in bundles for e in b["entry"] if e["resource"]["resourceType"] == "Observation"
-                and e["resource"]["category"][0]["coding"][0]["code"] == "laboratory"}
+    lab_urls = {
+        e["fullUrl"]
+        for b in bundles
+        for e in b["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+        and e["resource"]["category"][0]["coding"][0]["code"] == "laboratory"
+    }
     assert reports and all(ref["reference"] in lab_urls for r in reports for ref in r["result"])
     conditional = [ref for r in resources for ref in _references(r) if "?identifier=" in ref]
     assert any(ref.startswith("Practitioner?identifier=" + generate.NPI + "|") for ref in conditional)
@@ -110,16 +132,22 @@ def test_generated_bundles_load_after_the_provider_pool_and_every_reference_reso
     _assert_every_reference_resolves()
     pool = generate.providers_bundle(42)["entry"]
     assert Resource.objects.filter(resource_type="Practitioner").count() == sum(
-        1 for e in pool if e["resource"]["resourceType"] == "Practitioner")
+        1 for e in pool if e["resource"]["resourceType"] == "Practitioner"
+    )
     assert Resource.objects.filter(resource_type="Patient").count() == 3
     assert Resource.objects.count() == len(pool) + sum(
-        len(b["entry"]) - sum(1 for e in b["entry"] if e["request"].get("ifNoneExist")) for b in bundles)
+        len(b["entry"]) - sum(1 for e in b["entry"] if e["request"].get("ifNoneExist")) for b in bundles
+    )
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "fhir_api.bundles resolves conditional references against the database before the "
-    "transaction's own ifNoneExist creates run, so a reference to a practitioner that this "
-    "same bundle creates matches 0 resources (412); HAPI resolves it to the bundle's entry"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "fhir_api.bundles resolves conditional references against the database before the "
+        "transaction's own ifNoneExist creates run, so a reference to a practitioner that this "
+        "same bundle creates matches 0 resources (412); HAPI resolves it to the bundle's entry"
+    ),
+)
 @pytest.mark.django_db
 def test_self_contained_bundles_load_on_an_empty_server_and_every_reference_resolves(fhir):
     # No provider pool first: the first bundle creates its practitioners through ifNoneExist

@@ -5,6 +5,7 @@ It proves the generator, the load generator, the workloads and the report work e
 nothing here. On PostgreSQL the ceilings run too: the COPY into a bare table and the
 minimal WSGI app (served in a thread) reading the same stored JSON.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,20 @@ from bench.load import Target
 from bench.runner import Config, run_workloads
 from bench.workloads import Catalog
 
-SUMMARY_KEYS = {"group", "name", "concurrency", "seconds", "requests", "errors", "throughput",
-                "p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms"}
+SUMMARY_KEYS = {
+    "group",
+    "name",
+    "concurrency",
+    "seconds",
+    "requests",
+    "errors",
+    "throughput",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "mean_ms",
+    "max_ms",
+}
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -37,8 +50,13 @@ def _conninfo() -> str:
     from psycopg.conninfo import make_conninfo
 
     s = connection.settings_dict
-    return make_conninfo(dbname=s["NAME"], user=s.get("USER") or None, password=s.get("PASSWORD") or None,
-                         host=s.get("HOST") or None, port=str(s["PORT"]) if s.get("PORT") else None)
+    return make_conninfo(
+        dbname=s["NAME"],
+        user=s.get("USER") or None,
+        password=s.get("PASSWORD") or None,
+        host=s.get("HOST") or None,
+        port=str(s["PORT"]) if s.get("PORT") else None,
+    )
 
 
 @pytest.fixture
@@ -47,8 +65,13 @@ def ceiling_url(live_server):
     if connection.vendor != "postgresql":
         yield None
         return
-    server = make_server("127.0.0.1", 0, ceiling_app.make_app(_conninfo()), server_class=_ThreadingServer,
-                         handler_class=_QuietHandler)
+    server = make_server(
+        "127.0.0.1",
+        0,
+        ceiling_app.make_app(_conninfo()),
+        server_class=_ThreadingServer,
+        handler_class=_QuietHandler,
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/fhir"
@@ -65,21 +88,38 @@ def test_the_benchmark_runs_end_to_end_on_tiny_sizes(live_server, ceiling_url, t
     bundles = list(generate.patient_bundles(7, 2))
     catalog = Catalog()
 
-    ingest = workloads.ingest(target, bundles, clients=clients, catalog=catalog,
-                              providers=generate.providers_bundle(7))
+    ingest = workloads.ingest(
+        target, bundles, clients=clients, catalog=catalog, providers=generate.providers_bundle(7)
+    )
     assert ingest.errors == 0, ingest.error_samples
     assert len(catalog.patients) == 2
     assert ingest.extra["entries"] == sum(len(b["entry"]) for b in bundles)
 
     results: dict = {"ingest": {"group": "ingest", **ingest.summary()}, "ceilings": {}, "notes": []}
     if postgres:
-        results["ceilings"]["copy"] = ceilings.copy_ceiling(_conninfo(), ceilings.copy_rows(bundles), minimum=0)
+        results["ceilings"]["copy"] = ceilings.copy_ceiling(
+            _conninfo(), ceilings.copy_rows(bundles), minimum=0
+        )
         assert results["ceilings"]["copy"]["resources"] == ingest.extra["entries"]
 
-    config = Config(duration=0.4, warmup=0.05, read_clients=(1, clients), search_clients=clients,
-                    count_clients=1, everything_clients=1, mixed_clients=clients, mixed_seconds=0.6, seed=7)
-    measured = run_workloads(target, catalog, config, ceiling=Target(ceiling_url) if ceiling_url else None,
-                             worker_pids=lambda: [os.getpid()])
+    config = Config(
+        duration=0.4,
+        warmup=0.05,
+        read_clients=(1, clients),
+        search_clients=clients,
+        count_clients=1,
+        everything_clients=1,
+        mixed_clients=clients,
+        mixed_seconds=0.6,
+        seed=7,
+    )
+    measured = run_workloads(
+        target,
+        catalog,
+        config,
+        ceiling=Target(ceiling_url) if ceiling_url else None,
+        worker_pids=lambda: [os.getpid()],
+    )
     results.update(workloads=measured["workloads"], memory=measured["memory"], notes=measured["notes"])
     results["ratios"] = report.ratios(results)
     results["targets"] = report.targets(results)

@@ -1,4 +1,5 @@
 """What the CapabilityStatement can say about search (https://hl7.org/fhir/R4/capabilitystatement.html)."""
+
 from __future__ import annotations
 
 from fhir_search.capability import search_includes, search_param_entries, search_revincludes

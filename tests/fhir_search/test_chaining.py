@@ -1,4 +1,5 @@
 """Chained parameters, to any depth (https://hl7.org/fhir/R4/search.html#chaining)."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,19 +13,39 @@ pytestmark = pytest.mark.django_db
 def world():
     careful = store({"resourceType": "Practitioner", "name": [{"family": "Careful"}]})
     hasty = store({"resourceType": "Practitioner", "name": [{"family": "Hasty"}]})
-    peter = store({"resourceType": "Patient", "name": [{"family": "Chalmers", "given": ["Peter"]}],
-                   "generalPractitioner": [{"reference": f"Practitioner/{careful}"}]})
-    zoe = store({"resourceType": "Patient", "name": [{"family": "Zoë"}],
-                 "generalPractitioner": [{"reference": f"Practitioner/{hasty}"}]})
+    peter = store(
+        {
+            "resourceType": "Patient",
+            "name": [{"family": "Chalmers", "given": ["Peter"]}],
+            "generalPractitioner": [{"reference": f"Practitioner/{careful}"}],
+        }
+    )
+    zoe = store(
+        {
+            "resourceType": "Patient",
+            "name": [{"family": "Zoë"}],
+            "generalPractitioner": [{"reference": f"Practitioner/{hasty}"}],
+        }
+    )
     wing = store({"resourceType": "Location", "name": "Chalmers wing"})
 
     def obs(subject: str) -> str:
-        return store({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-                      "subject": {"reference": subject}})
+        return store(
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "x"},
+                "subject": {"reference": subject},
+            }
+        )
 
     return {
-        "peter": peter, "zoe": zoe, "careful": careful,
-        "obs_peter": obs(f"Patient/{peter}"), "obs_zoe": obs(f"Patient/{zoe}"), "obs_wing": obs(f"Location/{wing}"),
+        "peter": peter,
+        "zoe": zoe,
+        "careful": careful,
+        "obs_peter": obs(f"Patient/{peter}"),
+        "obs_zoe": obs(f"Patient/{zoe}"),
+        "obs_wing": obs(f"Location/{wing}"),
     }
 
 
@@ -42,9 +63,12 @@ def test_chain_through_a_parameter_restricted_to_one_type(search, world):
 
 
 def test_chain_two_levels_deep(search, world):
-    assert search.ids("/Observation", {"patient.general-practitioner.name": "careful"}) == [world["obs_peter"]]
+    assert search.ids("/Observation", {"patient.general-practitioner.name": "careful"}) == [
+        world["obs_peter"]
+    ]
     assert search.ids("/Observation", {"patient.general-practitioner:Practitioner.family": "hasty"}) == [
-        world["obs_zoe"]]
+        world["obs_zoe"]
+    ]
 
 
 def test_chain_ends_in_any_parameter_type_and_modifier(search, world):
@@ -53,7 +77,10 @@ def test_chain_ends_in_any_parameter_type_and_modifier(search, world):
 
 
 def test_chain_values_are_ored(search, world):
-    assert search.idset("/Observation", {"patient.name": "peter,zoe"}) == {world["obs_peter"], world["obs_zoe"]}
+    assert search.idset("/Observation", {"patient.name": "peter,zoe"}) == {
+        world["obs_peter"],
+        world["obs_zoe"],
+    }
 
 
 def test_deleted_targets_do_not_match(search, world):
@@ -64,5 +91,7 @@ def test_deleted_targets_do_not_match(search, world):
 
 
 def test_unknown_chained_parameter(search, world):
-    search.bundle("/Observation", {"patient.nonsense": "x"}, status=400, headers={"Prefer": "handling=strict"})
+    search.bundle(
+        "/Observation", {"patient.nonsense": "x"}, status=400, headers={"Prefer": "handling=strict"}
+    )
     search.bundle("/Observation", {"status.name": "x"}, status=400, headers={"Prefer": "handling=strict"})

@@ -2,6 +2,7 @@
 
 https://hl7.org/fhir/R4/search.html#date and #prefix
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -16,9 +17,14 @@ pytestmark = pytest.mark.django_db
 
 def encounter(start: str | None = None, end: str | None = None) -> str:
     period = {k: v for k, v in (("start", start), ("end", end)) if v}
-    return store({"resourceType": "Encounter", "status": "finished",
-                  "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-                  "period": period})
+    return store(
+        {
+            "resourceType": "Encounter",
+            "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "period": period,
+        }
+    )
 
 
 def born(date: str) -> str:
@@ -29,7 +35,10 @@ def test_a_partial_date_matches_everything_inside_it(search):
     march = born("2020-03-15")
     born("2020-04-01")
     assert search.ids("/Patient", {"birthdate": "2020-03"}) == [march]
-    assert set(search.ids("/Patient", {"birthdate": "2020"})) == {march, *search.ids("/Patient", {"birthdate": "2020-04"})}
+    assert set(search.ids("/Patient", {"birthdate": "2020"})) == {
+        march,
+        *search.ids("/Patient", {"birthdate": "2020-04"}),
+    }
 
 
 def test_a_partial_stored_date_is_not_equal_to_a_more_precise_query(search):
@@ -57,7 +66,10 @@ def test_period_inside_the_query_range_is_equal(search):
         ("sa2021-05-01", {"after"}),
         ("eb2021-05-01", {"before"}),
         ("eq2021-05-01", {"inside"}),
-        ("ne2021-05-01", {"after", "before", "open_end", "open_start", "overlapping_end", "overlapping_start"}),
+        (
+            "ne2021-05-01",
+            {"after", "before", "open_end", "open_start", "overlapping_end", "overlapping_start"},
+        ),
     ],
 )
 def test_prefixes_compare_ranges(search, query, expected):
@@ -82,8 +94,14 @@ def test_date_range_with_two_prefixes(search):
 
 
 def test_times_with_offsets_compare_in_utc(search):
-    obs = store({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-                 "effectiveDateTime": "2021-05-01T23:30:00+02:00"})
+    obs = store(
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "x"},
+            "effectiveDateTime": "2021-05-01T23:30:00+02:00",
+        }
+    )
     assert search.ids("/Observation", {"date": "2021-05-01T21:30:00Z"}) == [obs]
     assert search.ids("/Observation", {"date": "2021-05-01T23:30:00+02:00"}) == [obs]
     # an unencoded "+" arrives as a space; it is read back as "+"
@@ -99,9 +117,13 @@ def test_approximately_widens_the_range(search):
 def test_last_updated_is_the_resource_row_time(search):
     pid = born("2000-01-01")
     stamp = now()
-    assert search.ids("/Patient", {"_lastUpdated": f"ge{format_instant(stamp - timedelta(minutes=1))}"}) == [pid]
+    assert search.ids("/Patient", {"_lastUpdated": f"ge{format_instant(stamp - timedelta(minutes=1))}"}) == [
+        pid
+    ]
     assert search.ids("/Patient", {"_lastUpdated": f"gt{format_instant(stamp + timedelta(minutes=1))}"}) == []
-    assert search.ids("/Patient", {"_lastUpdated": f"lt{format_instant(stamp + timedelta(minutes=1))}"}) == [pid]
+    assert search.ids("/Patient", {"_lastUpdated": f"lt{format_instant(stamp + timedelta(minutes=1))}"}) == [
+        pid
+    ]
 
 
 def test_malformed_dates_are_a_bad_request(search):
@@ -111,10 +133,16 @@ def test_malformed_dates_are_a_bad_request(search):
 
 
 def test_condition_onset_choice_types(search):
-    as_date = store({"resourceType": "Condition", "subject": {"reference": "Patient/x"},
-                     "onsetDateTime": "2019-02-03"})
-    as_period = store({"resourceType": "Condition", "subject": {"reference": "Patient/x"},
-                       "onsetPeriod": {"start": "2019-02-01", "end": "2019-02-05"}})
+    as_date = store(
+        {"resourceType": "Condition", "subject": {"reference": "Patient/x"}, "onsetDateTime": "2019-02-03"}
+    )
+    as_period = store(
+        {
+            "resourceType": "Condition",
+            "subject": {"reference": "Patient/x"},
+            "onsetPeriod": {"start": "2019-02-01", "end": "2019-02-05"},
+        }
+    )
     store({"resourceType": "Condition", "subject": {"reference": "Patient/x"}, "onsetString": "as a child"})
     assert search.ids("/Condition", {"onset-date": "2019-02-03"}) == [as_date]
     assert set(search.ids("/Condition", {"onset-date": "2019-02"})) == {as_date, as_period}

@@ -2,6 +2,7 @@
 
 https://hl7.org/fhir/R4/search.html#include
 """
+
 from __future__ import annotations
 
 import pytest
@@ -15,25 +16,51 @@ pytestmark = pytest.mark.django_db
 def world():
     org = store({"resourceType": "Organization", "name": "Acme"})
     gp = store({"resourceType": "Practitioner", "name": [{"family": "Careful"}]})
-    pat = store({"resourceType": "Patient", "managingOrganization": {"reference": f"Organization/{org}"},
-                 "generalPractitioner": [{"reference": f"Practitioner/{gp}"}]})
-    obs = [store({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-                  "subject": {"reference": f"Patient/{pat}"}, "performer": [{"reference": f"Practitioner/{gp}"}]})
-           for _ in range(2)]
-    prov = store({"resourceType": "Provenance", "recorded": "2021-01-01T00:00:00Z",
-                  "target": [{"reference": f"Patient/{pat}"}], "agent": [{"who": {"reference": f"Practitioner/{gp}"}}]})
+    pat = store(
+        {
+            "resourceType": "Patient",
+            "managingOrganization": {"reference": f"Organization/{org}"},
+            "generalPractitioner": [{"reference": f"Practitioner/{gp}"}],
+        }
+    )
+    obs = [
+        store(
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "x"},
+                "subject": {"reference": f"Patient/{pat}"},
+                "performer": [{"reference": f"Practitioner/{gp}"}],
+            }
+        )
+        for _ in range(2)
+    ]
+    prov = store(
+        {
+            "resourceType": "Provenance",
+            "recorded": "2021-01-01T00:00:00Z",
+            "target": [{"reference": f"Patient/{pat}"}],
+            "agent": [{"who": {"reference": f"Practitioner/{gp}"}}],
+        }
+    )
     return {"org": org, "gp": gp, "pat": pat, "obs": obs, "prov": prov}
 
 
 def modes(bundle) -> dict[str, str]:
-    return {f"{e['resource']['resourceType']}/{e['resource']['id']}": e["search"]["mode"] for e in bundle["entry"]
-            if e["search"]["mode"] != "outcome"}
+    return {
+        f"{e['resource']['resourceType']}/{e['resource']['id']}": e["search"]["mode"]
+        for e in bundle["entry"]
+        if e["search"]["mode"] != "outcome"
+    }
 
 
 def test_include_adds_referenced_resources_once(search, world):
     bundle = search.bundle("/Observation", {"_include": "Observation:patient"})
-    assert modes(bundle) == {f"Observation/{world['obs'][0]}": "match", f"Observation/{world['obs'][1]}": "match",
-                             f"Patient/{world['pat']}": "include"}
+    assert modes(bundle) == {
+        f"Observation/{world['obs'][0]}": "match",
+        f"Observation/{world['obs'][1]}": "match",
+        f"Patient/{world['pat']}": "include",
+    }
     assert bundle["total"] == 2  # includes are not counted
 
 
@@ -46,12 +73,17 @@ def test_include_with_target_type(search, world):
 
 def test_include_star(search, world):
     bundle = search.bundle("/Patient", {"_include": "*"})
-    assert set(modes(bundle)) == {f"Patient/{world['pat']}", f"Organization/{world['org']}",
-                                  f"Practitioner/{world['gp']}"}
+    assert set(modes(bundle)) == {
+        f"Patient/{world['pat']}",
+        f"Organization/{world['org']}",
+        f"Practitioner/{world['gp']}",
+    }
 
 
 def test_revinclude_adds_resources_that_refer_to_matches(search, world):
-    bundle = search.bundle("/Patient", [("_revinclude", "Provenance:target"), ("_revinclude", "Observation:subject")])
+    bundle = search.bundle(
+        "/Patient", [("_revinclude", "Provenance:target"), ("_revinclude", "Observation:subject")]
+    )
     got = modes(bundle)
     assert got[f"Provenance/{world['prov']}"] == "include"
     assert got[f"Observation/{world['obs'][0]}"] == "include"
@@ -59,17 +91,21 @@ def test_revinclude_adds_resources_that_refer_to_matches(search, world):
 
 
 def test_iterate_follows_included_resources(search, world):
-    plain = search.bundle("/Observation", [("_include", "Observation:patient"),
-                                           ("_include", "Patient:organization")])
+    plain = search.bundle(
+        "/Observation", [("_include", "Observation:patient"), ("_include", "Patient:organization")]
+    )
     assert f"Organization/{world['org']}" not in modes(plain)
-    iterated = search.bundle("/Observation", [("_include", "Observation:patient"),
-                                              ("_include:iterate", "Patient:organization")])
+    iterated = search.bundle(
+        "/Observation", [("_include", "Observation:patient"), ("_include:iterate", "Patient:organization")]
+    )
     assert modes(iterated)[f"Organization/{world['org']}"] == "include"
 
 
 def test_revinclude_iterate(search, world):
-    bundle = search.bundle("/Organization", [("_revinclude", "Patient:organization"),
-                                             ("_revinclude:iterate", "Observation:patient")])
+    bundle = search.bundle(
+        "/Organization",
+        [("_revinclude", "Patient:organization"), ("_revinclude:iterate", "Observation:patient")],
+    )
     got = modes(bundle)
     assert got[f"Patient/{world['pat']}"] == "include"
     assert got[f"Observation/{world['obs'][0]}"] == "include"
@@ -84,7 +120,12 @@ def test_deleted_resources_are_not_included(search, world):
 
 
 def test_include_of_another_type_needs_iterate(search, world):
-    search.bundle("/Observation", {"_include": "Patient:organization"}, status=400,
-                  headers={"Prefer": "handling=strict"})
-    search.bundle("/Observation", {"_include": "Observation:status"}, status=400,
-                  headers={"Prefer": "handling=strict"})
+    search.bundle(
+        "/Observation",
+        {"_include": "Patient:organization"},
+        status=400,
+        headers={"Prefer": "handling=strict"},
+    )
+    search.bundle(
+        "/Observation", {"_include": "Observation:status"}, status=400, headers={"Prefer": "handling=strict"}
+    )

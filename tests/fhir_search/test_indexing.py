@@ -2,6 +2,7 @@
 
 https://hl7.org/fhir/R4/search.html -- and every R4 example indexes without an error.
 """
+
 from __future__ import annotations
 
 import io
@@ -61,7 +62,9 @@ def test_index_many_replaces_rows_of_a_batch(search):
 
 
 def test_reindex_command_rebuilds_and_resumes(search):
-    ids = [store({"resourceType": "Patient", "name": [{"family": f"R{i}"}], "gender": "other"}) for i in range(5)]
+    ids = [
+        store({"resourceType": "Patient", "name": [{"family": f"R{i}"}], "gender": "other"}) for i in range(5)
+    ]
     store({"resourceType": "Observation", "status": "final", "code": {"text": "x"}})
     TokenIndex.objects.all().delete()
     StringIndex.objects.all().delete()

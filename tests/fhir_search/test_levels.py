@@ -2,6 +2,7 @@
 
 https://hl7.org/fhir/R4/http.html#search and https://hl7.org/fhir/R4/compartmentdefinition.html
 """
+
 from __future__ import annotations
 
 import pytest
@@ -16,17 +17,31 @@ FORM = "application/x-www-form-urlencoded"
 def world():
     pat = store({"resourceType": "Patient", "name": [{"family": "Owner"}], "meta": {"tag": [{"code": "t1"}]}})
     other = store({"resourceType": "Patient", "name": [{"family": "Other"}]})
-    obs = store({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-                 "subject": {"reference": f"Patient/{pat}"}, "meta": {"tag": [{"code": "t1"}]}})
-    obs_other = store({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-                       "subject": {"reference": f"Patient/{other}"}})
+    obs = store(
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "x"},
+            "subject": {"reference": f"Patient/{pat}"},
+            "meta": {"tag": [{"code": "t1"}]},
+        }
+    )
+    obs_other = store(
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "x"},
+            "subject": {"reference": f"Patient/{other}"},
+        }
+    )
     cond = store({"resourceType": "Condition", "subject": {"reference": f"Patient/{pat}"}})
     return {"pat": pat, "other": other, "obs": obs, "obs_other": obs_other, "cond": cond}
 
 
 def test_post_search_merges_form_body_and_url_parameters(fhir, world):
-    response = fhir.client.post("/fhir/Observation/_search?status=final", data=f"subject=Patient/{world['pat']}",
-                                content_type=FORM)
+    response = fhir.client.post(
+        "/fhir/Observation/_search?status=final", data=f"subject=Patient/{world['pat']}", content_type=FORM
+    )
     assert response.status_code == 200
     assert [e["resource"]["id"] for e in response.json()["entry"]] == [world["obs"]]
 
@@ -89,7 +104,9 @@ def test_strict_handling_rejects_unknown_parameters_lenient_ignores_them(search,
 
 
 def test_format_parameters_are_not_search_parameters(search, world):
-    bundle = search.bundle("/Patient", {"_format": "json", "_pretty": "true"}, headers={"Prefer": "handling=strict"})
+    bundle = search.bundle(
+        "/Patient", {"_format": "json", "_pretty": "true"}, headers={"Prefer": "handling=strict"}
+    )
     assert len(bundle["entry"]) == 2
 
 

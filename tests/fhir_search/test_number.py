@@ -2,6 +2,7 @@
 
 https://hl7.org/fhir/R4/search.html#number
 """
+
 from __future__ import annotations
 
 import pytest
@@ -12,15 +13,31 @@ pytestmark = pytest.mark.django_db
 
 
 def risk(probability) -> str:
-    prediction = {"probabilityRange": probability} if isinstance(probability, dict) else {
-        "probabilityDecimal": probability}
-    return store({"resourceType": "RiskAssessment", "status": "final", "subject": {"reference": "Patient/p"},
-                  "prediction": [prediction]})
+    prediction = (
+        {"probabilityRange": probability}
+        if isinstance(probability, dict)
+        else {"probabilityDecimal": probability}
+    )
+    return store(
+        {
+            "resourceType": "RiskAssessment",
+            "status": "final",
+            "subject": {"reference": "Patient/p"},
+            "prediction": [prediction],
+        }
+    )
 
 
 def charge(factor: float) -> str:
-    return store({"resourceType": "ChargeItem", "status": "billable", "code": {"text": "x"},
-                  "subject": {"reference": "Patient/p"}, "factorOverride": factor})
+    return store(
+        {
+            "resourceType": "ChargeItem",
+            "status": "billable",
+            "code": {"text": "x"},
+            "subject": {"reference": "Patient/p"},
+            "factorOverride": factor,
+        }
+    )
 
 
 @pytest.fixture
@@ -39,16 +56,19 @@ def test_more_digits_narrow_the_range(search, factors):
     assert search.idset("/ChargeItem", {"factor-override": "1e2"}) == set(factors.values())
 
 
-@pytest.mark.parametrize(("query", "expected"), [
-    ("gt100", {100.4, 100.5, 101}),
-    ("ge100", {100, 100.4, 100.5, 101}),
-    ("lt100", {99.4, 99.5}),
-    ("le100", {99.4, 99.5, 100}),
-    ("sa100.4", {100.5, 101}),
-    ("eb99.5", {99.4}),
-    ("ne100", {99.4, 100.5, 101}),
-    ("ap100", {99.4, 99.5, 100, 100.4, 100.5, 101}),
-])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("gt100", {100.4, 100.5, 101}),
+        ("ge100", {100, 100.4, 100.5, 101}),
+        ("lt100", {99.4, 99.5}),
+        ("le100", {99.4, 99.5, 100}),
+        ("sa100.4", {100.5, 101}),
+        ("eb99.5", {99.4}),
+        ("ne100", {99.4, 100.5, 101}),
+        ("ap100", {99.4, 99.5, 100, 100.4, 100.5, 101}),
+    ],
+)
 def test_number_prefixes(search, factors, query, expected):
     assert search.idset("/ChargeItem", {"factor-override": query}) == {factors[v] for v in expected}
 

@@ -2,6 +2,7 @@
 
 https://hl7.org/fhir/R4/http.html#paging and https://hl7.org/fhir/R4/search.html#count
 """
+
 from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlsplit
@@ -145,8 +146,14 @@ def test_summary_count_and_count_zero_return_only_the_total(search):
 
 
 def test_summary_and_elements_subset_entries(search):
-    store({"resourceType": "Patient", "name": [{"family": "Full"}], "gender": "male",
-           "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}})
+    store(
+        {
+            "resourceType": "Patient",
+            "name": [{"family": "Full"}],
+            "gender": "male",
+            "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'},
+        }
+    )
     entry = search.bundle("/Patient", {"_elements": "gender"})["entry"][0]["resource"]
     assert entry["gender"] == "male" and "name" not in entry
     assert any(t["code"] == "SUBSETTED" for t in entry["meta"]["tag"])
@@ -164,3 +171,35 @@ def test_entries_are_the_stored_resources(search):
 def test_invalid_cursor_and_count(search):
     search.bundle("/Patient", {"_cursor": "garbage"}, status=400)
     search.bundle("/Patient", {"_count": "-1"}, status=400)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_exactly_once_with_a_writer_thread_inserting_concurrently(search):
+    """A real concurrent writer (PostgreSQL: committed transactions from another connection)."""
+    import threading
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs a database that serves concurrent connections")
+    ids = patients(40)
+    stop = threading.Event()
+
+    def writer() -> None:
+        try:
+            n = 0
+            while not stop.is_set() and n < 200:
+                store({"resourceType": "Patient", "name": [{"family": f"Page{n % 50:03d}x"}]})
+                n += 1
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        seen = walk(search, search.bundle("/Patient", {"_count": "6", "_sort": "family", "family": "page"}))
+    finally:
+        stop.set()
+        thread.join()
+    assert len(seen) == len(set(seen))
+    assert set(seen) >= set(ids)

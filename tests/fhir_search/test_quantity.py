@@ -2,6 +2,7 @@
 
 https://hl7.org/fhir/R4/search.html#quantity
 """
+
 from __future__ import annotations
 
 import pytest
@@ -12,7 +13,9 @@ pytestmark = pytest.mark.django_db
 UCUM = "http://unitsofmeasure.org"
 
 
-def measured(value: float, code: str | None = "mg", system: str | None = UCUM, unit: str | None = None) -> str:
+def measured(
+    value: float, code: str | None = "mg", system: str | None = UCUM, unit: str | None = None
+) -> str:
     quantity = {"value": value}
     if code:
         quantity["code"] = code
@@ -20,8 +23,14 @@ def measured(value: float, code: str | None = "mg", system: str | None = UCUM, u
         quantity["system"] = system
     if unit:
         quantity["unit"] = unit
-    return store({"resourceType": "Observation", "status": "final", "code": {"text": "weight"},
-                  "valueQuantity": quantity})
+    return store(
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "weight"},
+            "valueQuantity": quantity,
+        }
+    )
 
 
 def test_value_only_ignores_units(search):
@@ -70,8 +79,9 @@ def test_unit_text_when_there_is_no_code(search):
 
 
 def test_money_uses_the_currency_as_unit(search):
-    invoice = store({"resourceType": "Invoice", "status": "issued",
-                     "totalNet": {"value": 99.99, "currency": "EUR"}})
+    invoice = store(
+        {"resourceType": "Invoice", "status": "issued", "totalNet": {"value": 99.99, "currency": "EUR"}}
+    )
     assert search.idset("/Invoice", {"totalnet": "99.99|urn:iso:std:iso:4217|EUR"}) == {invoice}
     assert search.idset("/Invoice", {"totalnet": "gt100"}) == set()
 

@@ -5,6 +5,7 @@ a few thousand resources, runs ANALYZE and reads EXPLAIN of the page query. With
 planner free to choose (enable_seqscan on), none of the index tables is read by a
 sequential scan, and the composite indexes that lead with the parameter code are used.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,22 +23,53 @@ from fhir_search.query.parse import parse_request
 from fhir_search.service import matches, page_query
 
 pytestmark = pytest.mark.django_db
-INDEX_TABLES = ("fhir_search_stringindex", "fhir_search_tokenindex", "fhir_search_referenceindex",
-                "fhir_search_dateindex")
+INDEX_TABLES = (
+    "fhir_search_stringindex",
+    "fhir_search_tokenindex",
+    "fhir_search_referenceindex",
+    "fhir_search_dateindex",
+)
 CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
-FAMILIES = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
-            "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin"]
+FAMILIES = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+]
 
 
 def _load(resources: list[dict]) -> list[Resource]:
     at = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    rows = Resource.objects.bulk_create([
-        Resource(resource_type=r["resourceType"], logical_id=r["id"], version_id=1, last_updated=at,
-                 data=orjson.dumps(r).decode())
-        for r in resources
-    ])
+    rows = Resource.objects.bulk_create(
+        [
+            Resource(
+                resource_type=r["resourceType"],
+                logical_id=r["id"],
+                version_id=1,
+                last_updated=at,
+                data=orjson.dumps(r).decode(),
+            )
+            for r in resources
+        ]
+    )
     for start in range(0, len(rows), 2000):
-        batch = rows[start:start + 2000]
+        batch = rows[start : start + 2000]
         index_many([(row, orjson.loads(row.data)) for row in batch])
     return rows
 
@@ -46,18 +78,32 @@ def _load(resources: list[dict]) -> list[Resource]:
 def loaded():
     if connection.vendor != "postgresql":
         pytest.skip("query plans are checked on PostgreSQL")
-    patients = [{"resourceType": "Patient", "id": f"p{i}", "gender": "female" if i % 2 else "male",
-                 "birthDate": f"{1940 + i % 60}-0{1 + i % 9}-1{i % 9}",
-                 "name": [{"family": f"{FAMILIES[i % 20]}{i // 20}", "given": [f"Given{i}"]}]}
-                for i in range(3000)]
-    observations = [{"resourceType": "Observation", "id": str(uuid.uuid4()), "status": "final",
-                     "category": [{"coding": [{"system": CATEGORY,
-                                               "code": "laboratory" if j % 3 else "vital-signs"}]}],
-                     "code": {"coding": [{"system": "http://loinc.org", "code": f"{1000 + j % 50}-1"}]},
-                     "subject": {"reference": f"Patient/p{i}"},
-                     "effectiveDateTime": f"2023-0{1 + j % 9}-1{j % 9}T10:00:00Z",
-                     "valueQuantity": {"value": j, "system": "http://unitsofmeasure.org", "code": "mg"}}
-                    for i in range(3000) for j in range(8)]
+    patients = [
+        {
+            "resourceType": "Patient",
+            "id": f"p{i}",
+            "gender": "female" if i % 2 else "male",
+            "birthDate": f"{1940 + i % 60}-0{1 + i % 9}-1{i % 9}",
+            "name": [{"family": f"{FAMILIES[i % 20]}{i // 20}", "given": [f"Given{i}"]}],
+        }
+        for i in range(3000)
+    ]
+    observations = [
+        {
+            "resourceType": "Observation",
+            "id": str(uuid.uuid4()),
+            "status": "final",
+            "category": [
+                {"coding": [{"system": CATEGORY, "code": "laboratory" if j % 3 else "vital-signs"}]}
+            ],
+            "code": {"coding": [{"system": "http://loinc.org", "code": f"{1000 + j % 50}-1"}]},
+            "subject": {"reference": f"Patient/p{i}"},
+            "effectiveDateTime": f"2023-0{1 + j % 9}-1{j % 9}T10:00:00Z",
+            "valueQuantity": {"value": j, "system": "http://unitsofmeasure.org", "code": "mg"},
+        }
+        for i in range(3000)
+        for j in range(8)
+    ]
     _load(patients + observations)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
@@ -110,13 +156,16 @@ def test_patient_family_prefix_uses_the_string_pattern_index(loaded):
     assert "string_code_value" in found["indexes"], found
 
 
-@pytest.mark.parametrize("params", [
-    [("patient", "p7"), ("code", "http://loinc.org|1001-1")],
-    [("patient", "p7"), ("date", "ge2023-03-01")],
-    [("identifier", "urn:x|1")],
-    [("birthdate", "1950"), ("gender", "female")],
-    [("patient", "p7"), ("category", "vital-signs"), ("_sort", "-date")],
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        [("patient", "p7"), ("code", "http://loinc.org|1001-1")],
+        [("patient", "p7"), ("date", "ge2023-03-01")],
+        [("identifier", "urn:x|1")],
+        [("birthdate", "1950"), ("gender", "female")],
+        [("patient", "p7"), ("category", "vital-signs"), ("_sort", "-date")],
+    ],
+)
 def test_other_us_core_searches_avoid_sequential_scans_of_index_tables(loaded, params):
     resource_type = "Patient" if params[0][0] in ("identifier", "birthdate") else "Observation"
     assert_no_seq_scan_on_index_tables(plan_of(resource_type, params))

@@ -2,6 +2,7 @@
 
 https://hl7.org/fhir/R4/search.html#reference
 """
+
 from __future__ import annotations
 
 import pytest
@@ -46,7 +47,8 @@ def test_versioned_reference_matches_its_resource(search):
 
 def test_absolute_url_under_this_server_is_local(search):
     a = obs({"reference": "Patient/7"})
-    assert search.ids("/Observation", {"subject": "http://testserver/fhir/Patient/7"}) == [a]
+    b = obs({"reference": "http://testserver/fhir/Patient/7"})
+    assert search.ids("/Observation", {"subject": "http://testserver/fhir/Patient/7"}) == [a, b]
 
 
 def test_external_absolute_url_compares_as_written(search):
@@ -70,13 +72,23 @@ def test_missing(search):
 
 
 def test_canonical_reference_with_version(search):
-    qr = store({"resourceType": "QuestionnaireResponse", "status": "completed",
-                "questionnaire": "http://example.org/Questionnaire/phq9|2.0"})
-    assert search.ids("/QuestionnaireResponse", {"questionnaire": "http://example.org/Questionnaire/phq9"}) == [qr]
-    assert search.ids("/QuestionnaireResponse",
-                      {"questionnaire": "http://example.org/Questionnaire/phq9|2.0"}) == [qr]
-    assert search.ids("/QuestionnaireResponse",
-                      {"questionnaire": "http://example.org/Questionnaire/phq9|3.0"}) == []
+    qr = store(
+        {
+            "resourceType": "QuestionnaireResponse",
+            "status": "completed",
+            "questionnaire": "http://example.org/Questionnaire/phq9|2.0",
+        }
+    )
+    assert search.ids(
+        "/QuestionnaireResponse", {"questionnaire": "http://example.org/Questionnaire/phq9"}
+    ) == [qr]
+    assert search.ids(
+        "/QuestionnaireResponse", {"questionnaire": "http://example.org/Questionnaire/phq9|2.0"}
+    ) == [qr]
+    assert (
+        search.ids("/QuestionnaireResponse", {"questionnaire": "http://example.org/Questionnaire/phq9|3.0"})
+        == []
+    )
 
 
 def test_type_modifier_not_allowed_by_the_parameter_is_unknown(search):

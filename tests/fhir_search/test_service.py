@@ -2,6 +2,7 @@
 
 https://hl7.org/fhir/R4/search.html and https://hl7.org/fhir/R4/http.html#cond-update
 """
+
 from __future__ import annotations
 
 import orjson
@@ -15,7 +16,10 @@ pytestmark = pytest.mark.django_db
 
 
 def test_match_returns_logical_ids_up_to_the_limit():
-    ids = [store({"resourceType": "Patient", "identifier": [{"system": "urn:mrn", "value": "7"}]}) for _ in range(3)]
+    ids = [
+        store({"resourceType": "Patient", "identifier": [{"system": "urn:mrn", "value": "7"}]})
+        for _ in range(3)
+    ]
     assert match("Patient", [("identifier", "urn:mrn|7")], limit=2) == ids[:2]
     assert match("Patient", [("identifier", "urn:mrn|8")]) == []
 
@@ -37,22 +41,36 @@ def test_entries_carry_the_stored_json_unparsed():
 
 
 def test_an_empty_result_has_no_entry_array():
-    bundle = search_bundle(base="http://x/fhir", path="Patient", resource_type="Patient", params=[("gender", "male")])
+    bundle = search_bundle(
+        base="http://x/fhir", path="Patient", resource_type="Patient", params=[("gender", "male")]
+    )
     assert bundle["total"] == 0 and "entry" not in bundle
 
 
 def test_narrow_filters_matches_and_includes_in_sql():
     hidden = store({"resourceType": "Patient", "gender": "male"})
     shown = store({"resourceType": "Patient", "gender": "male"})
-    obs = store({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-                 "subject": {"reference": f"Patient/{hidden}"}})
+    obs = store(
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "x"},
+            "subject": {"reference": f"Patient/{hidden}"},
+        }
+    )
 
     def narrow(qs):
         return qs.exclude(logical_id=hidden)
 
-    bundle = search_bundle(base="b", path="Patient", resource_type="Patient", params=[("gender", "male")],
-                           narrow=narrow)
+    bundle = search_bundle(
+        base="b", path="Patient", resource_type="Patient", params=[("gender", "male")], narrow=narrow
+    )
     assert [e["fullUrl"].rsplit("/", 1)[1] for e in bundle["entry"]] == [shown]
-    bundle = search_bundle(base="b", path="Observation", resource_type="Observation",
-                           params=[("_include", "Observation:subject")], narrow=narrow)
+    bundle = search_bundle(
+        base="b",
+        path="Observation",
+        resource_type="Observation",
+        params=[("_include", "Observation:subject")],
+        narrow=narrow,
+    )
     assert [e["fullUrl"].rsplit("/", 1)[1] for e in bundle["entry"]] == [obs]

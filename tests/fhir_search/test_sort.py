@@ -2,6 +2,7 @@
 
 https://hl7.org/fhir/R4/search.html#sort
 """
+
 from __future__ import annotations
 
 import pytest
@@ -68,8 +69,14 @@ def test_sort_by_dates_tokens_id_and_last_updated(search):
 
 def test_sort_by_quantity(search):
     def weight(value: float) -> str:
-        return store({"resourceType": "Observation", "status": "final", "code": {"text": "w"},
-                      "valueQuantity": {"value": value}})
+        return store(
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "w"},
+                "valueQuantity": {"value": value},
+            }
+        )
 
     heavy, light = weight(90), weight(60)
     assert search.ids("/Observation", {"_sort": "value-quantity"}) == [light, heavy]

@@ -2,6 +2,7 @@
 
 https://hl7.org/fhir/R4/search.html#token
 """
+
 from __future__ import annotations
 
 import pytest
@@ -75,10 +76,22 @@ def test_identifier_by_system_and_value(search):
 
 def test_of_type_matches_identifier_type_and_value(search):
     v2 = "http://terminology.hl7.org/CodeSystem/v2-0203"
-    mr = store({"resourceType": "Patient", "identifier": [
-        {"type": {"coding": [{"system": v2, "code": "MR"}]}, "system": "urn:mrn", "value": "42"}]})
-    store({"resourceType": "Patient", "identifier": [
-        {"type": {"coding": [{"system": v2, "code": "DL"}]}, "system": "urn:dl", "value": "42"}]})
+    mr = store(
+        {
+            "resourceType": "Patient",
+            "identifier": [
+                {"type": {"coding": [{"system": v2, "code": "MR"}]}, "system": "urn:mrn", "value": "42"}
+            ],
+        }
+    )
+    store(
+        {
+            "resourceType": "Patient",
+            "identifier": [
+                {"type": {"coding": [{"system": v2, "code": "DL"}]}, "system": "urn:dl", "value": "42"}
+            ],
+        }
+    )
     assert search.ids("/Patient", {"identifier:of-type": f"{v2}|MR|42"}) == [mr]
     search.bundle("/Patient", {"identifier:of-type": "MR|42"}, status=400)
 
@@ -98,8 +111,15 @@ def test_code_bound_to_a_required_value_set_has_its_system(search):
 
 
 def test_contact_point_system_and_value(search):
-    pid = store({"resourceType": "Patient", "telecom": [
-        {"system": "email", "value": "a@example.org"}, {"system": "phone", "value": "555-1234"}]})
+    pid = store(
+        {
+            "resourceType": "Patient",
+            "telecom": [
+                {"system": "email", "value": "a@example.org"},
+                {"system": "phone", "value": "555-1234"},
+            ],
+        }
+    )
     assert search.ids("/Patient", {"email": "a@example.org"}) == [pid]
     assert search.ids("/Patient", {"phone": "a@example.org"}) == []
     assert search.ids("/Patient", {"telecom": "phone|555-1234"}) == [pid]
@@ -112,15 +132,25 @@ def test_deceased_expression_through_the_fhirpath_engine(search):
 
 
 def test_tag_security_and_profile_come_from_meta(search):
-    tagged = store({"resourceType": "Patient", "meta": {
-        "tag": [{"system": "urn:tags", "code": "vip"}],
-        "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}],
-        "profile": ["http://example.org/StructureDefinition/my-patient"],
-        "source": "http://example.org/feed"}})
+    tagged = store(
+        {
+            "resourceType": "Patient",
+            "meta": {
+                "tag": [{"system": "urn:tags", "code": "vip"}],
+                "security": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}
+                ],
+                "profile": ["http://example.org/StructureDefinition/my-patient"],
+                "source": "http://example.org/feed",
+            },
+        }
+    )
     store({"resourceType": "Patient"})
     assert search.ids("/Patient", {"_tag": "urn:tags|vip"}) == [tagged]
     assert search.ids("/Patient", {"_security": "R"}) == [tagged]
-    assert search.ids("/Patient", {"_profile": "http://example.org/StructureDefinition/my-patient"}) == [tagged]
+    assert search.ids("/Patient", {"_profile": "http://example.org/StructureDefinition/my-patient"}) == [
+        tagged
+    ]
     assert search.ids("/Patient", {"_source": "http://example.org/feed"}) == [tagged]
 
 
@@ -133,8 +163,12 @@ def test_id_parameter_matches_logical_ids(search):
 
 def test_terminology_modifiers_are_not_supported_yet(search):
     observation({"system": LOINC, "code": "1"})
-    search.bundle("/Observation", {"code:in": "http://example.org/vs"}, status=400,
-                  headers={"Prefer": "handling=strict"})
+    search.bundle(
+        "/Observation",
+        {"code:in": "http://example.org/vs"},
+        status=400,
+        headers={"Prefer": "handling=strict"},
+    )
     lenient = search.bundle("/Observation", {"code:in": "http://example.org/vs"})
     assert "code%3Ain" not in lenient["link"][0]["url"]
     outcome = [e for e in lenient["entry"] if e["search"]["mode"] == "outcome"]

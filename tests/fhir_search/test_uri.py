@@ -2,6 +2,7 @@
 
 https://hl7.org/fhir/R4/search.html#uri
 """
+
 from __future__ import annotations
 
 import pytest
