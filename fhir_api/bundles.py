@@ -121,12 +121,50 @@ def _new_reference(reference: str, ids: dict[str, str], resolve_conditional) -> 
 
 
 def _resolve_conditional_reference(resource_type: str, query: str) -> str:
+    """A conditional reference outside a transaction (batch): exactly one stored match."""
     found = conditional.matches(resource_type, conditional.parse_criteria(query))
     if len(found) != 1:
         raise PreconditionFailed(
             f"Conditional reference {resource_type}?{query} matched {len(found)} resources (exactly one needed)"
         )
     return f"{resource_type}/{found[0]}"
+
+
+class _TransactionReferences:
+    """Resolves conditional references in a transaction, once per distinct criteria.
+
+    A match may be stored already or be created by this very transaction (Synthea's
+    bundles POST a Practitioner with ifNoneExist and refer to it by identifier in the same
+    bundle), so the bundle's own new resources are matched too, in memory, on token
+    parameters (identifier=system|value and the like).
+    """
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self.entries = entries
+        self.cache: dict[tuple[str, str], str] = {}
+
+    def __call__(self, resource_type: str, query: str) -> str:
+        key = (resource_type, query)
+        if key not in self.cache:
+            params = conditional.parse_criteria(query)
+            found = {f"{resource_type}/{i}" for i in conditional.matches(resource_type, params)}
+            found |= self._in_bundle(resource_type, params)
+            if len(found) != 1:
+                raise PreconditionFailed(
+                    f"Conditional reference {resource_type}?{query} matched {len(found)} resources "
+                    "(exactly one needed)"
+                )
+            self.cache[key] = found.pop()
+        return self.cache[key]
+
+    def _in_bundle(self, resource_type: str, params: list[tuple[str, str]]) -> set[str]:
+        from fhir_search.memory import matches_in_memory
+
+        return {
+            e.target for e in self.entries
+            if e.method in ("POST", "PUT") and e.reuse is None and e.target and e.resource_type == resource_type
+            and isinstance(e.resource, dict) and matches_in_memory(resource_type, e.resource, params)
+        }
 
 
 # -- processing ----------------------------------------------------------------------
@@ -174,10 +212,11 @@ def _transaction(request: HttpRequest, entries: list[Entry], base: str) -> None:
                         f"Bundle.entry[{seen[entry.target]}] and Bundle.entry[{entry.index}] both write {entry.target}"
                     )
                 seen[entry.target] = entry.index
+        references = _TransactionReferences(entries)
         for entry in entries:
             if entry.resource is not None:
                 try:
-                    _rewrite(entry.resource, ids, _resolve_conditional_reference)
+                    _rewrite(entry.resource, ids, references)
                 except FhirError as error:
                     raise _entry_error(entry, error) from None
         ordered = sorted(entries, key=lambda e: PROCESSING_ORDER[e.method])

@@ -27,10 +27,13 @@ class Decimal(float):
         return value
 
 
-# A number whose text a double would not reproduce: trailing zeros after the point,
-# an exponent, or more significant digits than a double keeps. It may match inside a
-# string too; that only costs the slower, exact parse.
-_LOSSY_NUMBER = re.compile(rb"[0-9]\.[0-9]*0(?![0-9])|[0-9][eE][-+]?[0-9]|[0-9.]{17,}")
+# A number whose text a double would not reproduce: trailing zeros after the point, an
+# exponent, or more significant digits than a double keeps. A JSON number follows ":" "," or
+# "[" and is followed by "," "}" "]" or space, which keeps timestamps such as
+# "10:00:00.120Z" from matching; a match inside a string only costs the slower exact parse.
+_LOSSY_NUMBER = re.compile(
+    rb"[:,\[]\s*-?(?:[0-9]+\.[0-9]*0|[0-9.]+[eE][-+]?[0-9]+|[0-9.]{17,})\s*[,}\]\s]"
+)
 
 
 def loads(raw: bytes | str) -> Any:

@@ -38,6 +38,7 @@ def _type_route(request, **kwargs):
 
 urlpatterns = [
     path("", _system_route, name="fhir-system"),
+    path("/", _system_route),  # the base with a trailing slash, as many clients write it
     path("/_search", _search_system, name="fhir-search-system"),
     re_path(r"^/\$(?P<name>[A-Za-z][A-Za-z0-9-]*)$", OperationViewSet.as_view({"get": "system", "post": "system"}),
             name="fhir-operation-system"),
@@ -69,6 +70,7 @@ urlpatterns = [
 ]
 
 
+@csrf_exempt  # an OperationOutcome, not Django's CSRF page, for a POST to an unknown path
 def _unknown(request, path: str = ""):
     from fhir_api.errors import NotFound
     from fhir_api.responses import outcome_response

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
-from django.db import models
+from django.db import connection, models
 
 from fhir_api.models import Resource
 from fhir_search.extraction import Context, extractor
@@ -95,7 +95,31 @@ def index_resource(resource: Resource, content: dict[str, Any] | None) -> None:
         for table in _tables_of(resource.resource_type):
             table.objects.filter(resource_id=resource.pk).delete()
     for table, rows in rows_for(resource, content).items():
+        insert_rows(table, rows)
+
+
+def insert_rows(table: type[models.Model], rows: list[models.Model]) -> None:
+    """Insert index rows: COPY on PostgreSQL, bulk INSERT elsewhere.
+
+    COPY streams the values through psycopg's C encoder; a multi-row INSERT would have
+    psycopg quote every parameter in Python (the biggest cost of a large transaction).
+    """
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
         table.objects.bulk_create(rows, batch_size=BATCH)
+        return
+    fields = _copy_fields(table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    sql = f"COPY {connection.ops.quote_name(table._meta.db_table)} ({columns}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row([getattr(row, f.attname) for f in fields])
+
+
+@cache
+def _copy_fields(table: type[models.Model]) -> tuple[models.Field, ...]:
+    return tuple(f for f in table._meta.concrete_fields if not f.primary_key)
 
 
 def index_many(items: Iterable[tuple[Resource, dict[str, Any] | None]], *, just_written: bool = False) -> int:
@@ -118,6 +142,6 @@ def index_many(items: Iterable[tuple[Resource, dict[str, Any] | None]], *, just_
             grouped[table].extend(rows)
     written = 0
     for table, rows in grouped.items():
-        table.objects.bulk_create(rows, batch_size=BATCH)
+        insert_rows(table, rows)
         written += len(rows)
     return written

@@ -16,7 +16,11 @@ from django.http import HttpRequest, HttpResponse
 from fhir_api.errors import BadRequest, NotFound
 
 # Every module that registers operations (imported lazily, so start-up stays light).
-OPERATION_MODULES: list[str] = []
+OPERATION_MODULES: list[str] = [
+    "fhir_api.operations.everything",
+    "fhir_api.operations.meta",
+    "fhir_api.operations.validate",
+]
 
 
 @dataclass(frozen=True)

@@ -140,14 +140,6 @@ def test_generated_bundles_load_after_the_provider_pool_and_every_reference_reso
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "fhir_api.bundles resolves conditional references against the database before the "
-        "transaction's own ifNoneExist creates run, so a reference to a practitioner that this "
-        "same bundle creates matches 0 resources (412); HAPI resolves it to the bundle's entry"
-    ),
-)
 @pytest.mark.django_db
 def test_self_contained_bundles_load_on_an_empty_server_and_every_reference_resolves(fhir):
     # No provider pool first: the first bundle creates its practitioners through ifNoneExist

@@ -151,3 +151,20 @@ def test_concurrent_conditional_creates_make_one_resource():
         t.join()
     assert errors == []
     assert Resource.objects.filter(resource_type="Patient").count() == 1
+
+
+def test_transaction_conditional_reference_to_resource_created_in_same_bundle(fhir):
+    npi = {"system": "http://hl7.org/fhir/sid/us-npi", "value": "555"}
+    entries = [
+        {"fullUrl": "urn:uuid:aa6a7a06-0000-4000-8000-000000000002",
+         "resource": {"resourceType": "Practitioner", "identifier": [npi]},
+         "request": {"method": "POST", "url": "Practitioner",
+                     "ifNoneExist": "identifier=http://hl7.org/fhir/sid/us-npi|555"}},
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                      "performer": [{"reference": "Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|555"}]},
+         "request": {"method": "POST", "url": "Observation"}},
+    ]
+    bundle = fhir.post("", _tx(*entries)).json()
+    practitioner_ref = "/".join(bundle["entry"][0]["response"]["location"].split("/")[:2])
+    assert bundle["entry"][1]["resource"]["performer"][0]["reference"] == practitioner_ref
+    assert _count("Practitioner") == 1
