@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 
 from fhir_api import jsonio, validation
@@ -89,18 +89,25 @@ def _stored(row: Resource | ResourceVersion, method: str = "") -> Stored:
 # -- reads -------------------------------------------------------------------------------
 
 
+_READ_SQL = (
+    "SELECT version_id, last_updated, deleted, data FROM fhir_api_resource"
+    " WHERE resource_type = %s AND logical_id = %s"
+)
+
+
 def read(resource_type: str, logical_id: str) -> Stored:
-    # values_list, no model instances and no ORDER BY: this is the hottest query there is.
-    rows = list(
-        Resource.objects.filter(resource_type=resource_type, logical_id=logical_id).values_list(
-            "version_id", "last_updated", "deleted", "data"
-        )[:1]
-    )
-    if not rows:
+    # The hottest query there is: plain SQL on the unique (type, id) index, no ORM query
+    # building and no model instance (about a fifth of a read's server time otherwise).
+    with connection.cursor() as cursor:
+        cursor.execute(_READ_SQL, [resource_type, logical_id])
+        row = cursor.fetchone()
+    if row is None:
         raise NotFound(f"{resource_type}/{logical_id} is not known")
-    version_id, last_updated, deleted, data = rows[0]
+    version_id, last_updated, deleted, data = row
     if deleted:
         raise Gone(f"{resource_type}/{logical_id} was deleted", headers={"ETag": f'W/"{version_id}"'})
+    if isinstance(last_updated, str):  # SQLite hands raw SQL its text form
+        last_updated = datetime.fromisoformat(last_updated).replace(tzinfo=timezone.utc)
     return Stored(resource_type, logical_id, version_id, last_updated, False, data)
 
 
@@ -322,16 +329,50 @@ def create_many(items: list[tuple[str, str, dict[str, Any]]]) -> list[Written]:
         for rtype, logical_id, content in items
     ]
     with transaction.atomic():
-        Resource.objects.bulk_create(rows)  # sets the primary keys (RETURNING)
-        ResourceVersion.objects.bulk_create([
-            ResourceVersion(
-                resource=row, resource_type=row.resource_type, logical_id=row.logical_id, version_id=1,
-                last_updated=at, deleted=False, method="POST", data=row.data,
-            )
-            for row in rows
-        ])
+        if connection.vendor == "postgresql":
+            _copy_new(rows, at)
+        else:
+            Resource.objects.bulk_create(rows)  # sets the primary keys (RETURNING)
+            ResourceVersion.objects.bulk_create([
+                ResourceVersion(
+                    resource=row, resource_type=row.resource_type, logical_id=row.logical_id, version_id=1,
+                    last_updated=at, deleted=False, method="POST", data=row.data,
+                )
+                for row in rows
+            ])
         resources_written.send(sender=Resource, items=[(row, item[2]) for row, item in zip(rows, items)])
     return [Written(_stored(row, "POST"), True) for row in rows]
+
+
+def _copy_new(rows: list[Resource], at: datetime) -> None:
+    """PostgreSQL: take ids from the sequence, then COPY the current and version rows.
+
+    COPY encodes in C; a bulk INSERT of this many JSON documents spends most of its time
+    quoting parameters in Python.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('fhir_api_resource', 'id')) FROM generate_series(1, %s)",
+            [len(rows)],
+        )
+        for row, (pk,) in zip(rows, cursor.fetchall()):
+            row.pk = row.id = pk
+        raw = cursor.cursor
+        with raw.copy(
+            "COPY fhir_api_resource (id, resource_type, logical_id, version_id, last_updated, deleted, data)"
+            " FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row((row.pk, row.resource_type, row.logical_id, 1, at, False, row.data))
+        with raw.copy(
+            "COPY fhir_api_resourceversion"
+            " (resource_id, resource_type, logical_id, version_id, last_updated, deleted, method, data)"
+            " FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row((row.pk, row.resource_type, row.logical_id, 1, at, False, "POST", row.data))
+    for row in rows:
+        row._state.adding = False
 
 
 # -- history -----------------------------------------------------------------------------

@@ -60,9 +60,13 @@ def forget_type(resource_type: str | None = None) -> None:
 
 def rows_for(
     resource: Resource, content: dict[str, Any] | None
-) -> dict[type[models.Model], list[models.Model]]:
-    """The index rows (unsaved) of one resource version, grouped by table."""
-    out: dict[type[models.Model], list[models.Model]] = defaultdict(list)
+) -> dict[type[models.Model], list[dict[str, Any]]]:
+    """The index rows of one resource version as column dicts, grouped by table.
+
+    Plain dicts, not model instances: a large transaction makes tens of thousands of rows
+    and a model's __init__ would cost more than extracting the values did.
+    """
+    out: dict[type[models.Model], list[dict[str, Any]]] = defaultdict(list)
     if content is None or resource.deleted:
         return out
     rtype = resource.resource_type
@@ -76,9 +80,8 @@ def rows_for(
                     if key in seen:
                         continue
                     seen.add(key)
-                    out[ptype.model].append(
-                        ptype.model(resource_id=resource.pk, resource_type=rtype, code=param.code, **cols)
-                    )
+                    cols.update(resource_id=resource.pk, resource_type=rtype, code=param.code)
+                    out[ptype.model].append(cols)
         except Exception:  # noqa: BLE001 -- one odd value must not stop the write
             logger.warning("could not index %s of %s/%s", param.code, rtype, resource.logical_id,
                            exc_info=True)
@@ -98,8 +101,8 @@ def index_resource(resource: Resource, content: dict[str, Any] | None) -> None:
         insert_rows(table, rows)
 
 
-def insert_rows(table: type[models.Model], rows: list[models.Model]) -> None:
-    """Insert index rows: COPY on PostgreSQL, bulk INSERT elsewhere.
+def insert_rows(table: type[models.Model], rows: list[dict[str, Any]]) -> None:
+    """Insert index rows (column dicts): COPY on PostgreSQL, bulk INSERT elsewhere.
 
     COPY streams the values through psycopg's C encoder; a multi-row INSERT would have
     psycopg quote every parameter in Python (the biggest cost of a large transaction).
@@ -107,14 +110,15 @@ def insert_rows(table: type[models.Model], rows: list[models.Model]) -> None:
     if not rows:
         return
     if connection.vendor != "postgresql":
-        table.objects.bulk_create(rows, batch_size=BATCH)
+        table.objects.bulk_create([table(**row) for row in rows], batch_size=BATCH)
         return
     fields = _copy_fields(table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     sql = f"COPY {connection.ops.quote_name(table._meta.db_table)} ({columns}) FROM STDIN"
+    names = [f.attname for f in fields]
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         for row in rows:
-            copy.write_row([getattr(row, f.attname) for f in fields])
+            copy.write_row([row.get(name) for name in names])
 
 
 @cache
