@@ -54,6 +54,7 @@ from fhir_search.models import DateIndex, ReferenceIndex
 from fhir_search.query.build import any_of
 from fhir_search.query.include import ROW_FIELDS, Row
 from fhir_search.query.paging import Cursor
+from fhir_search.registry import registry
 
 # The date search parameter that says when the care a resource records happened, for
 # `start`/`end`. Types of the Patient compartment not listed use their `date` parameter when
@@ -102,8 +103,6 @@ _KNOWN = {
 
 def care_date_param(resource_type: str) -> str | None:
     """The care-date search parameter of a type, or None if it has none."""
-    from fhir_search.registry import registry
-
     if resource_type in NO_CARE_DATE:
         return None
     code = CARE_DATE.get(resource_type, "date")
@@ -244,10 +243,28 @@ def _filters(ask: _Ask) -> Q:
     return q
 
 
-def _matches(ask: _Ask) -> QuerySet:
-    """Every match, lazily: driven by the index rows of the compartment, not a table scan."""
-    ids = _links(ask).values("resource_id").union(Resource.objects.filter(_focus(ask)).values("id"))
-    return Resource.objects.filter(pk__in=ids).filter(_filters(ask))
+def _matches(ask: _Ask, after: int | None = None, upto: int | None = None) -> QuerySet:
+    """Every match (with after < id <= upto), lazily, as one SELECT.
+
+    One patient or encounter: `id IN (its compartment's index rows UNION itself)`, driven by
+    the reference index, never a table scan. Every patient (`Patient/$everything`): most
+    resources are in some patient's compartment, so the page walks fhir_api_resource in id
+    order and probes each row's index rows, stopping at the page size instead of collecting
+    every compartment link of the database on each page.
+    """
+    window = Q()
+    if after is not None:
+        window &= Q(id__gt=after)
+    if upto is not None:
+        window &= Q(id__lte=upto)
+    if ask.focus is None:
+        member = Exists(_links(ask).filter(resource_id=OuterRef("pk"))) | _focus(ask)
+        return Resource.objects.filter(window).filter(member).filter(_filters(ask))
+    links = _links(ask)
+    if after is not None:  # the cursor, in both arms: the union holds what is left to walk
+        links = links.filter(resource_id__gt=after)
+    ids = links.values("resource_id").union(Resource.objects.filter(_focus(ask)).values("id"))
+    return Resource.objects.filter(window, pk__in=ids).filter(_filters(ask))
 
 
 def _match_condition(ask: _Ask) -> Q:
@@ -258,11 +275,11 @@ def _match_condition(ask: _Ask) -> Q:
 
 def _page(ask: _Ask) -> tuple[list[Row], bool, int]:
     """One page of matches: (rows, more after it, snapshot bound)."""
-    qs = _matches(ask)
     fields = list(ROW_FIELDS)
     if ask.cursor is not None:
-        qs = qs.filter(id__gt=ask.cursor.last_id, id__lte=ask.cursor.bound)
+        qs = _matches(ask, ask.cursor.last_id, ask.cursor.bound)
     else:
+        qs = _matches(ask)
         # The snapshot bound, read in the same statement: resources created after page one
         # are not part of this walk (fhir_search.query.paging).
         qs = qs.annotate(snapshot=Subquery(Resource.objects.order_by("-id").values("id")[:1]))
@@ -299,7 +316,7 @@ def _included(ask: _Ask, page: list[Row], bound: int) -> tuple[list[Row], bool]:
     if ask.cursor is not None:
         # The matches of earlier pages are those with a smaller id (within the snapshot);
         # what one of them refers to was included there.
-        earlier = _matches(ask).filter(id__lt=page[0].pk, id__lte=bound).values("id")
+        earlier = _matches(ask, upto=min(page[0].pk - 1, bound)).values("id")
         seen = ReferenceIndex.objects.filter(targets(pairs, "target_type", "target_id"), resource_id__in=earlier)
         pairs -= set(seen.values_list("target_type", "target_id").distinct())
     if not pairs:
