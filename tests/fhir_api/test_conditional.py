@@ -6,7 +6,6 @@ import threading
 import pytest
 from django.db import connection, connections
 
-from fhir_api import conditional
 from fhir_api.models import Resource
 from tests.conftest import new_patient
 
@@ -128,19 +127,27 @@ def test_transaction_conditional_update_entry(fhir, patient):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_conditional_creates_make_one_resource():
+def test_parallel_conditional_create_requests_make_one_resource():
+    """Six clients POST the same patient with If-None-Exist at once: one 201, five 200."""
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+    import json
+
+    from django.test import Client
+
     barrier = threading.Barrier(6)
-    errors = []
+    statuses: list = []
+    body = json.dumps(new_patient(identifier=[{"system": "http://hospital.example/mrn", "value": "race"}]))
 
     def work() -> None:
         try:
+            client = Client()
             barrier.wait()
-            body = new_patient(identifier=[{"system": "http://hospital.example/mrn", "value": "race"}])
-            conditional.create("Patient", body, "identifier=http://hospital.example/mrn|race")
+            response = client.post("/fhir/Patient", body, content_type="application/fhir+json",
+                                   HTTP_IF_NONE_EXIST="identifier=http://hospital.example/mrn|race")
+            statuses.append(response.status_code)
         except Exception as exc:  # asserted below
-            errors.append(exc)
+            statuses.append(exc)
         finally:
             connections.close_all()
 
@@ -149,7 +156,7 @@ def test_concurrent_conditional_creates_make_one_resource():
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    assert sorted(statuses) == [200, 200, 200, 200, 200, 201]
     assert Resource.objects.filter(resource_type="Patient").count() == 1
 
 
