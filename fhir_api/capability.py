@@ -6,7 +6,7 @@ registry supports, and anything partial is said so in `documentation`.
 """
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from fhir_api import operations
@@ -27,7 +27,9 @@ PARTIAL = (
     "Not yet supported: SMART on FHIR authorization (FHIR_AUTH_REQUIRED is a placeholder); "
     "validation of FHIRPath invariants, terminology bindings and meta.profile; "
     "operations not listed in `operation`; search parameters and modifiers that are "
-    "not listed per resource (e.g. the terminology modifiers :in, :not-in, :above, :below on tokens)."
+    "not listed per resource (e.g. _query, near, :above/:below on references); terminology "
+    "modifiers (:in, :not-in, :above, :below on tokens) know the value sets and code systems "
+    "of the R4 specification and those stored on this server only."
 )
 
 
@@ -60,8 +62,9 @@ def _operation_entry(op: operations.Operation) -> dict[str, Any]:
     return {"name": op.name, "definition": definition}
 
 
-@cache
-def _rest() -> dict[str, Any]:
+@lru_cache(maxsize=1)
+def _rest(search_generation: int) -> dict[str, Any]:
+    """The `rest` entry; rebuilt when the searchable parameters change (stored SearchParameters)."""
     return {
         "mode": "server",
         "documentation": "FHIR R4 REST API; every write is validated against the R4 definitions. " + PARTIAL,
@@ -91,5 +94,7 @@ def capability_statement(base: str, mode: str = "full") -> dict[str, Any]:
     }
     if mode in ("normative", "terminology"):
         return statement
-    statement["rest"] = [_rest()]
+    from fhir_search.capability import generation
+
+    statement["rest"] = [_rest(generation())]
     return statement

@@ -1,7 +1,8 @@
 """What the CapabilityStatement says about search (https://hl7.org/fhir/R4/capabilitystatement.html).
 
 `rest.resource.searchParam`, `searchInclude` and `searchRevInclude` for each type, from the
-same registry the index and the query builder use, minus what is not supported yet.
+same registry the index and the query builder use (SearchParameters stored on the server
+included), minus what is not supported.
 """
 from __future__ import annotations
 
@@ -18,13 +19,32 @@ def _supported(param) -> bool:
     return ptype is not None and not isinstance(ptype, NotSupported)
 
 
+def generation() -> int:
+    """Changes whenever the searchable parameters change (callers key their caches on it).
+
+    Loads the stored SearchParameters first, so the statement lists them.
+    """
+    from fhir_search import stored_params
+
+    stored_params.ensure_current()
+    return registry().generation
+
+
+def forget() -> None:
+    """Drop what was computed from the registry (a stored SearchParameter changed)."""
+    _entries.cache_clear()
+    _revincludes.cache_clear()
+
+
 @cache
 def _entries(resource_type: str) -> tuple[dict, ...]:
     out = []
     for code, param in sorted(registry().for_type(resource_type).items()):
         if not _supported(param):
             continue
-        entry = {"name": code, "definition": param.url, "type": param.type}
+        entry = {"name": code, "type": param.type}
+        if param.url:
+            entry["definition"] = param.url
         if param.description:
             entry["documentation"] = param.description
         out.append(entry)

@@ -320,15 +320,19 @@ def _guess(value: Any) -> Typed | None:
     return None
 
 
+def _fhirpath_compile(expression: str) -> Callable[..., Any]:
+    import fhirpathpy
+
+    options = {
+        "returnRawData": True,  # nodes keep their type path, so values come out typed
+        "userInvocationTable": {"resolve": {"fn": _fhirpath_resolve, "arity": {0: []}}},
+    }
+    return fhirpathpy.compile(expression, _fhirpath_model(), options)
+
+
 def _fhirpath_extractor(expression: str) -> Extractor | None:
     try:
-        import fhirpathpy
-
-        options = {
-            "returnRawData": True,  # nodes keep their type path, so values come out typed
-            "userInvocationTable": {"resolve": {"fn": _fhirpath_resolve, "arity": {0: []}}},
-        }
-        compiled = fhirpathpy.compile(expression, _fhirpath_model(), options)
+        compiled = _fhirpath_compile(expression)
     except Exception:  # noqa: BLE001 -- an expression fhirpathpy cannot parse is skipped
         logger.warning("search expression %r cannot be compiled; it will not be indexed", expression)
         return None
@@ -372,6 +376,24 @@ def compile_expression(expression: str, root: str, relative: bool = False) -> Ex
         return out
 
     return extract
+
+
+def expression_problem(expression: str, root: str) -> str | None:
+    """Why an expression cannot be evaluated on resources of type `root`, or None if it can.
+
+    Checks a SearchParameter before it is stored: fhirpathpy parses leniently and reports
+    an unknown function only when it runs, so the expression is also run once on an
+    empty resource of the type.
+    """
+    for part in split_union(expression):
+        steps = _compile_steps(part, root)
+        if steps is not None and _static_check(steps, root):
+            continue
+        try:
+            _fhirpath_compile(part)({"resourceType": root}, {"resource": {"resourceType": root}})
+        except Exception as exc:  # noqa: BLE001 -- fhirpathpy raises plain Exceptions
+            return f"{part!r} cannot be evaluated: {exc}"
+    return None
 
 
 def _fast(steps: list[tuple]) -> Extractor:

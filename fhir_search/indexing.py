@@ -21,6 +21,7 @@ from fhir_search.extraction import Context, extractor
 from fhir_search.models import (
     CompositeIndex,
     DateIndex,
+    FullTextIndex,
     NumberIndex,
     QuantityIndex,
     ReferenceIndex,
@@ -29,12 +30,14 @@ from fhir_search.models import (
     UriIndex,
 )
 from fhir_search.params import param_type
+from fhir_search.params.text import documents
 from fhir_search.registry import SearchParam, registry
 
 logger = logging.getLogger(__name__)
 
 TABLES: tuple[type[models.Model], ...] = (
     StringIndex, TokenIndex, DateIndex, NumberIndex, QuantityIndex, ReferenceIndex, UriIndex, CompositeIndex,
+    FullTextIndex,
 )
 BATCH = 1000
 
@@ -85,11 +88,14 @@ def rows_for(
         except Exception:  # noqa: BLE001 -- one odd value must not stop the write
             logger.warning("could not index %s of %s/%s", param.code, rtype, resource.logical_id,
                            exc_info=True)
+    # _text and _content (every type): one row each, see fhir_search.params.text
+    for code, text in documents(content).items():
+        out[FullTextIndex].append({"resource_id": resource.pk, "resource_type": rtype, "code": code, "text": text})
     return out
 
 
 def _tables_of(resource_type: str) -> set[type[models.Model]]:
-    return {ptype.model for _, ptype in _indexed_params(resource_type)}
+    return {ptype.model for _, ptype in _indexed_params(resource_type)} | {FullTextIndex}
 
 
 def index_resource(resource: Resource, content: dict[str, Any] | None) -> None:

@@ -154,3 +154,16 @@ class CompositeIndex(IndexRow):
 
     class Meta:
         indexes = [models.Index(fields=["code", "resource_type", "c1_value"], name="composite_code_c1")]
+
+
+class FullTextIndex(IndexRow):
+    """`_text` (the narrative) and `_content` (all of the resource's text): one row each.
+
+    https://hl7.org/fhir/R4/search.html#text -- `text` holds the words only, folded like
+    string values and separated by single spaces (with one before the first and after the
+    last), so SQLite can find a word with LIKE '% word %'. PostgreSQL searches the same
+    column with a GIN index on to_tsvector('simple', text), which migration 0002 creates
+    there only (fhir_search.params.text explains the choice of configuration).
+    """
+
+    text = models.TextField()

@@ -125,35 +125,61 @@ def from_resource(sp: dict) -> SearchParam:
 
 
 class Registry:
-    """Search parameters by resource type and code, and by canonical URL."""
+    """Search parameters by resource type and code, and by canonical URL.
+
+    Two layers: the official R4 definitions (fixed) and the parameters of SearchParameter
+    resources stored on this server (`register`/`unregister`, kept current by
+    fhir_search.stored_params). A stored parameter replaces an official one with the same
+    URL, or with the same code on the same base; removing it brings the official one back.
+    The lookup tables are rebuilt as a whole and swapped in, so readers never see half
+    a change; `generation` counts the changes, for caches built from the registry.
+    """
 
     def __init__(self, params: list[SearchParam]) -> None:
         self._lock = threading.Lock()
-        self._by_type: dict[str, dict[str, SearchParam]] = {}
-        self._common: dict[str, SearchParam] = {}
-        self._by_url: dict[str, SearchParam] = {}
-        for p in params:
-            self._add(p)
+        self._official = list(params)
+        self._custom: dict[str, SearchParam] = {}  # by URL
+        self.generation = 0
+        self._rebuild()
 
-    def _add(self, param: SearchParam) -> None:
-        if param.url:
-            self._by_url[param.url] = param
-        for base in param.base:
-            if base in COMMON_BASES:
-                self._common[param.code] = param
-            else:
-                self._by_type.setdefault(base, {})[param.code] = param
+    def _rebuild(self) -> None:
+        by_type: dict[str, dict[str, SearchParam]] = {}
+        common: dict[str, SearchParam] = {}
+        by_url: dict[str, SearchParam] = {}
+        custom_urls = set(self._custom)
+        for param in [*(p for p in self._official if p.url not in custom_urls), *self._custom.values()]:
+            if param.url:
+                by_url[param.url] = param
+            for base in param.base:
+                if base in COMMON_BASES:
+                    common[param.code] = param
+                else:
+                    by_type.setdefault(base, {})[param.code] = param
+        self._by_type, self._common, self._by_url = by_type, common, by_url
+        self.generation += 1
 
     def register(self, param: SearchParam) -> None:
         """Add or replace a parameter (a SearchParameter resource written to the server)."""
         with self._lock:
-            old = self._by_url.get(param.url)
-            if old is not None:
-                for base in old.base:
-                    table = self._common if base in COMMON_BASES else self._by_type.get(base, {})
-                    if table.get(old.code) is old:
-                        del table[old.code]
-            self._add(param)
+            self._custom[param.url] = param
+            self._rebuild()
+
+    def unregister(self, url: str) -> SearchParam | None:
+        """Remove a parameter registered with `register` (its SearchParameter was deleted)."""
+        with self._lock:
+            removed = self._custom.pop(url, None)
+            if removed is not None:
+                self._rebuild()
+            return removed
+
+    def replace_custom(self, params: list[SearchParam]) -> None:
+        """Make the registered parameters exactly these (a reload of the stored ones)."""
+        with self._lock:
+            self._custom = {p.url: p for p in params}
+            self._rebuild()
+
+    def custom(self) -> list[SearchParam]:
+        return list(self._custom.values())
 
     def get(self, resource_type: str, code: str) -> SearchParam | None:
         return self._by_type.get(resource_type, {}).get(code) or self._common.get(code)
@@ -166,8 +192,18 @@ class Registry:
         return self._by_url.get(url)
 
 
+# Parameters for every type that the official bundle does not define as SearchParameters.
+_EXTRA = (
+    {"resourceType": "SearchParameter", "url": "http://hl7.org/fhir/SearchParameter/filter", "code": "_filter",
+     "base": ["Resource"], "type": "special",
+     "description": "Filter expression (https://hl7.org/fhir/R4/search_filter.html)"},
+    {"resourceType": "SearchParameter", "code": "_list", "base": ["Resource"], "type": "special",
+     "description": "Resources that are entries of the List with this id (https://hl7.org/fhir/R4/search.html#list)"},
+)
+
+
 @cache
 def registry() -> Registry:
     raw = gzip.decompress((DEFINITIONS / "search-parameters.json.gz").read_bytes())
     params = [from_resource(e["resource"]) for e in orjson.loads(raw)["entry"]]
-    return Registry(params)
+    return Registry(params + [from_resource(sp) for sp in _EXTRA])

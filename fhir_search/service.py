@@ -19,7 +19,7 @@ from django.db.models import Q, QuerySet, Subquery
 
 from fhir_api import jsonio, subsetting
 from fhir_api.models import Resource
-from fhir_search import compartments
+from fhir_search import compartments, stored_params
 from fhir_search.params import Env
 from fhir_search.query.build import any_of, clause_condition, driver_of
 from fhir_search.query.include import ROW_FIELDS, Row, included
@@ -129,6 +129,7 @@ def search_bundle(
     `path` is where the links point (e.g. "Patient", "Patient/1/Observation", "" for the
     system base); `narrow` lets the access layer filter every resource query in SQL.
     """
+    stored_params.ensure_current()
     env = Env(base=base)
     leading: list[tuple[str, str]] = []
     if resource_type is not None:
@@ -204,6 +205,7 @@ def match(resource_type: str, params: list[tuple[str, str]], limit: int = 2) -> 
     """Logical ids of resources matching a conditional create/update/delete (strict parsing)."""
     from django.conf import settings
 
+    stored_params.ensure_current()
     request = parse_request((resource_type,), params, strict=True, env=Env(base=settings.FHIR_BASE_URL))
     qs = matches(request, Env(base=settings.FHIR_BASE_URL))
     return list(qs.order_by("id").values_list("logical_id", flat=True)[:limit])

@@ -32,6 +32,9 @@ FHIR_MAX_INCLUDE = env_int("FHIR_MAX_INCLUDE", 1000)
 # only when the client sends `Prefer: handling=multiple-delete`; never more than the max.
 FHIR_CONDITIONAL_DELETE_MULTIPLE = env_bool("FHIR_CONDITIONAL_DELETE_MULTIPLE", False)
 FHIR_CONDITIONAL_DELETE_MAX = env_int("FHIR_CONDITIONAL_DELETE_MAX", 100)
+# Seconds a server process may go before it checks whether SearchParameter, ValueSet or
+# CodeSystem resources were changed by another process (fhir_search.watch).
+FHIR_DEFINITIONS_REFRESH = env_int("FHIR_DEFINITIONS_REFRESH", 5)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

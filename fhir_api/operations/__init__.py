@@ -20,6 +20,7 @@ OPERATION_MODULES: list[str] = [
     "fhir_api.operations.everything",
     "fhir_api.operations.meta",
     "fhir_api.operations.validate",
+    "fhir_search.operations",
 ]
 
 

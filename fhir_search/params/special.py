@@ -1,18 +1,22 @@
-"""Parameters answered from the resource row itself, and the ones not supported yet.
+"""Parameters answered from the resource row itself, the other special ones, and the ones not supported.
 
 https://hl7.org/fhir/R4/search.html#all -- `_id` and `_lastUpdated` compare the columns of
 fhir_api_resource (logical_id, last_updated), which the store already indexes, so they
-need no index rows. `_text`, `_content`, `_query`, `_filter`, `_list` and the special
-parameter `near` are defined by R4 but not implemented here yet.
+need no index rows. `_list` tests the reference rows of a List's `item`. `_text` and
+`_content` are full-text (fhir_search.params.text); `_filter` is read by the request
+parser as a whole expression (fhir_search.query.filter). `_query` and the special
+parameter `near` are defined by R4 but not implemented here.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
+from fhir_search.models import ReferenceIndex
 from fhir_search.params.base import Env, ParamType, Unsupported, unescape
 from fhir_search.params.date import DateQuery, parse_date
+from fhir_search.params.text import TextParam
 from fhir_search.registry import SearchParam
 
 
@@ -56,6 +60,42 @@ class LastUpdatedParam(SpecialParam):
         return prefix.point("last_updated", low, high)
 
 
+class ListParam(SpecialParam):
+    """`_list=42`: the resources List/42 has as entries (search.html#list)."""
+
+    name = "_list"
+
+    def parse(self, param: SearchParam, raw: str, modifier: str | None, env: Env) -> str:
+        value = unescape(raw).removeprefix("List/")
+        if value.startswith("$"):
+            raise Unsupported(f"The functional list {value} is not supported by this server")
+        if not value or "/" in value:
+            raise ValueError(f"{raw!r} is not the id of a List")
+        return value
+
+    def resource_condition(self, parsed: str, modifier: str | None) -> Q:
+        entries = ReferenceIndex.objects.filter(
+            code="item", resource_type="List", resource__logical_id=parsed,
+            target_type=OuterRef("resource_type"), target_id=OuterRef("logical_id"),
+        )
+        return Q(Exists(entries))
+
+    def sort_field(self, descending: bool) -> None:
+        return None
+
+
+class FilterParam(SpecialParam):
+    """`_filter`: the request parser reads the whole expression (fhir_search.query.filter)."""
+
+    name = "_filter"
+
+    def parse(self, param: SearchParam, raw: str, modifier: str | None, env: Env) -> Any:
+        raise Unsupported("_filter can only be used as a parameter of its own, not in a chain or _has")
+
+    def sort_field(self, descending: bool) -> None:
+        return None
+
+
 class NotSupported(SpecialParam):
     def __init__(self, name: str) -> None:
         self.name = name
@@ -70,5 +110,9 @@ class NotSupported(SpecialParam):
 SPECIAL: dict[str, ParamType] = {
     "_id": IdParam(),
     "_lastUpdated": LastUpdatedParam(),
-    **{name: NotSupported(name) for name in ("_text", "_content", "_query", "_filter", "_list", "near")},
+    "_list": ListParam(),
+    "_filter": FilterParam(),
+    "_text": TextParam("_text"),
+    "_content": TextParam("_content"),
+    **{name: NotSupported(name) for name in ("_query", "near")},
 }

@@ -4,6 +4,10 @@
 `:text` matches the display/text like a string search (at the start of any word), `:not`
 finds resources with no matching value, `:of-type` matches an Identifier by its type and
 value (`type-system|type-code|value`). Codes compare exactly (case-sensitive).
+
+Terminology modifiers (fhir_search.terminology): `:in=[ValueSet url]` matches a coding in
+the value set's expansion, `:not-in` resources with none (like `:not`), `:below=system|code`
+the code and the codes it subsumes, `:above=system|code` the code and those subsuming it.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from fhir_search import converters
+from fhir_search import converters, terminology
 from fhir_search.extraction import Context, Typed
 from fhir_search.models import TokenIndex
 from fhir_search.normalize import clip, fold
@@ -27,6 +31,7 @@ class TokenQuery:
     type_system: str | None = None  # :of-type
     type_code: str | None = None
     text: str | None = None  # :text
+    concepts: frozenset[tuple[str, str]] | None = None  # :in, :not-in, :above, :below
 
 
 def _clip(value: Any) -> str | None:
@@ -36,7 +41,7 @@ def _clip(value: Any) -> str | None:
 class TokenParam(ParamType):
     name = "token"
     model = TokenIndex
-    modifiers = frozenset({"text", "not", "of-type"})
+    modifiers = frozenset({"text", "not", "of-type", "in", "not-in", "above", "below"})
 
     def rows(self, param: SearchParam, typed: Typed, context: Context) -> list[dict[str, Any]]:
         return [
@@ -53,6 +58,17 @@ class TokenParam(ParamType):
     def parse(self, param: SearchParam, raw: str, modifier: str | None, env: Env) -> TokenQuery:
         if modifier == "text":
             return TokenQuery(None, None, text=fold(unescape(raw)))
+        if modifier in ("in", "not-in"):
+            if not raw:
+                raise ValueError(f":{modifier} takes the URL of a value set")
+            return TokenQuery(None, None, concepts=terminology.expand(unescape(raw)))
+        if modifier in ("above", "below"):
+            parts = split_unescaped(raw, "|", 1)
+            if len(parts) != 2 or not all(parts):
+                raise ValueError(f"{raw!r}: :{modifier} takes system|code")
+            system, code = unescape(parts[0]), unescape(parts[1])
+            subsumed = terminology.below if modifier == "below" else terminology.above
+            return TokenQuery(system, None, concepts=subsumed(system, code))
         if modifier == "of-type":
             parts = split_unescaped(raw, "|", 2)
             if len(parts) != 3 or not all(parts):
@@ -72,6 +88,8 @@ class TokenParam(ParamType):
         if parsed.text is not None:
             # word-start match: "head" finds "Headache" and "Severe headache"
             return Q(text__startswith=parsed.text) | Q(text__contains=" " + parsed.text)
+        if parsed.concepts is not None:
+            return concepts_condition(parsed.concepts)
         q = Q()
         if parsed.type_system is not None:
             q &= Q(type_system=parsed.type_system, type_code=parsed.type_code)
@@ -85,3 +103,14 @@ class TokenParam(ParamType):
 
     def sort_field(self, descending: bool) -> str:
         return "value"
+
+
+def concepts_condition(concepts: frozenset[tuple[str, str]]) -> Q:
+    """Rows holding one of these (system, code) pairs: one IN list of codes per system."""
+    by_system: dict[str, list[str]] = {}
+    for system, code in sorted(concepts):
+        by_system.setdefault(system, []).append(clip(code))
+    q = Q(pk__in=[])
+    for system, codes in by_system.items():
+        q |= Q(system=system, value__in=codes)
+    return q

@@ -10,7 +10,9 @@ over fhir_api_resource whatever the number of parameters:
 - a chain `subject:Patient.name=x`: `id IN (resources whose reference rows point at one
   of the Patients matching name=x)`, nested to any depth;
 - `_has:Observation:patient:code=x`: `logical_id IN (targets of the reference rows of
-  Observations matching code=x)`.
+  Observations matching code=x)`;
+- a `_filter` expression (fhir_search.query.filter): its tests become the same EXISTS
+  probes, combined with AND, OR and NOT as the expression says.
 
 Which form a positive criterion takes matters to SQLite, which has no cost-based choice:
 it materialises every `IN` list in full, and evaluates a correlated EXISTS once per
@@ -26,16 +28,20 @@ OuterRef), so it runs on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from functools import reduce
-from operator import or_
+from operator import and_, or_
+from typing import Any
 
 from django.db.models import Exists, OuterRef, Q
 
 from fhir_api.errors import BadRequest
 from fhir_api.models import Resource
 from fhir_search.models import ReferenceIndex
-from fhir_search.params import Env, Unsupported
+from fhir_search.normalize import clip, fold
+from fhir_search.params import Env, ParamType, Unsupported
+from fhir_search.query import filter as filter_
 from fhir_search.query.criteria import Chain, Criterion, Has, Plain
 from fhir_search.query.parse import Clause
+from fhir_search.registry import SearchParam
 
 NOTHING = Q(pk__in=[])
 
@@ -54,8 +60,10 @@ def selectivity(criterion: Criterion) -> int:
         return 3
     if isinstance(criterion, Has):
         return 4
+    if isinstance(criterion, filter_.Filter):
+        return 7  # a whole boolean expression: probed per row, never the driver of a paged query
     ptype, code = criterion.ptype, criterion.param.code
-    if criterion.modifier in ("missing", "not"):
+    if criterion.modifier in ("missing", "not", "not-in"):
         return 9  # negations and presence tests are never the driver
     if ptype.on_resource:
         return 0 if code == "_id" else 6
@@ -111,6 +119,8 @@ def criterion_condition(
         return _plain(resource_type, criterion, values, name, env, driver)
     if isinstance(criterion, Chain):
         return _chain(resource_type, criterion, values, name, env, driver)
+    if isinstance(criterion, filter_.Filter):
+        return _filter(resource_type, criterion.root, env)
     return _has(resource_type, criterion, values, name, env, driver)
 
 
@@ -162,7 +172,7 @@ def _plain(
     if ptype.on_resource:
         return matching
     rows = _rows(ptype.model, resource_type, param.code).filter(matching)
-    return _lacking(rows) if modifier == "not" else _having(rows, driver)
+    return _lacking(rows) if modifier in ("not", "not-in") else _having(rows, driver)
 
 
 def _chain(
@@ -190,3 +200,98 @@ def _has(
         return Q(logical_id__in=pointing.filter(target_type=resource_type).values("target_id"))
     target_type = resource_type if resource_type is not None else OuterRef("resource_type")
     return Exists(pointing.filter(target_type=target_type, target_id=OuterRef("logical_id")))
+
+
+# -- _filter (https://hl7.org/fhir/R4/search_filter.html) ------------------------------------
+
+
+def _filter(resource_type: str | None, node: filter_.Node, env: Env) -> Q:
+    """The condition of a resolved _filter tree on fhir_api_resource rows."""
+    if isinstance(node, filter_.And):
+        return reduce(and_, (_filter(resource_type, p, env) for p in node.parts))
+    if isinstance(node, filter_.Or):
+        return any_of([_filter(resource_type, p, env) for p in node.parts])
+    if isinstance(node, filter_.Not):
+        return ~_filter(resource_type, node.part, env)
+    assert node.criterion is not None, "resolve() the tree first"
+    return _filter_comparison(resource_type, node.criterion, node, env)
+
+
+def _filter_comparison(
+    resource_type: str | None, criterion: Criterion, comparison: filter_.Comparison, env: Env
+) -> Q:
+    if isinstance(criterion, Chain):
+        targets = []
+        for target_type, inner in criterion.targets:
+            matching = Resource.objects.filter(resources(target_type)).filter(
+                _filter_comparison(target_type, inner, comparison, env)
+            )
+            targets.append(Q(target_type=target_type, target_id__in=matching.values("logical_id")))
+        return _having(_rows(ReferenceIndex, resource_type, criterion.param.code).filter(any_of(targets)), False)
+    assert isinstance(criterion, Plain)
+    param, ptype, op = criterion.param, criterion.ptype, comparison.op
+    if op == "pr":
+        flag = comparison.value.lower()
+        if flag not in ("true", "false"):
+            raise BadRequest(f"_filter: {comparison.path} pr takes true or false, not {comparison.value!r}")
+        present = Q() if ptype.on_resource else _having(_rows(ptype.model, resource_type, param.code), False)
+        return present if flag == "true" else (NOTHING if ptype.on_resource else ~present)
+    try:
+        matching, none_of = _filter_match(param, ptype, op, comparison.value, env)
+    except ValueError as exc:
+        raise BadRequest(f"_filter: invalid value for {comparison.path} {op}: {exc}") from None
+    except Unsupported as exc:
+        raise BadRequest(f"_filter: {exc}", code="not-supported") from None
+    if ptype.on_resource:
+        return matching
+    rows = _rows(ptype.model, resource_type, param.code).filter(matching)
+    return _lacking(rows) if none_of else _having(rows, False)
+
+
+def _filter_match(param: SearchParam, ptype: ParamType, op: str, value: str, env: Env) -> tuple[Q, bool]:
+    """(condition on the index rows or, for _id/_lastUpdated/_list, on the resource; whether
+    the resource must have *no* such row).
+
+    `ne` is "an item in the set has an unequal value" (search_filter.html#ops): a row
+    that does not match; `not (x eq y)` is the way to ask for no matching row at all.
+    """
+    kind = ptype.name
+
+    def parsed(raw: str, modifier: str | None = None) -> Any:
+        return ptype.parse(param, raw, modifier, env)
+
+    def plain(raw: str, modifier: str | None = None) -> Q:
+        return ptype.condition(param, parsed(raw, modifier), modifier)
+
+    if kind in ("date", "number", "quantity", "_lastUpdated"):
+        if op == "po":  # the value's range overlaps the target's
+            _, low, high = parsed(value)
+            if kind == "_lastUpdated":
+                return Q(last_updated__gte=low, last_updated__lt=high), False
+            return (Q(low__lt=high) | Q(low__isnull=True)) & (Q(high__gt=low) | Q(high__isnull=True)), False
+        return plain(op + value), False  # the operators are the search prefixes
+    if kind == "string":
+        folded = clip(fold(value))
+        lookups = {"eq": "exact", "ne": "exact", "co": "contains", "sw": "startswith", "ew": "endswith",
+                   "gt": "gt", "lt": "lt", "ge": "gte", "le": "lte"}
+        q = Q(**{f"value__{lookups[op]}": folded})
+        return (~q if op == "ne" else q), False
+    if kind == "token":
+        if op in ("co", "sw", "ew"):
+            lookup = {"co": "contains", "sw": "startswith", "ew": "endswith"}[op]
+            return Q(**{f"value__{lookup}": value}), False
+        modifier = {"ss": "below", "sb": "above", "in": "in", "ni": "in"}.get(op)
+        q = plain(value, modifier)
+        return (~q if op == "ne" else q), op == "ni"
+    if kind == "uri":
+        lookups = {"eq": "exact", "ne": "exact", "co": "contains", "sw": "startswith", "ew": "endswith"}
+        if op in lookups:
+            q = Q(**{f"value__{lookups[op]}": value})
+            return (~q if op == "ne" else q), False
+        return plain(value, "below" if op == "ss" else "above"), False
+    if kind in ("reference", "composite", "_id"):
+        q = plain(value)
+        return (~q if op == "ne" else q), False
+    if kind in ("_text", "_content", "_list"):
+        return plain(value), False
+    raise Unsupported(f"the operator '{op}' does not apply to a {kind} parameter")

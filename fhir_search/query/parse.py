@@ -13,12 +13,15 @@ from django.conf import settings
 
 from fhir_api.errors import BadRequest
 from fhir_api.structure import resource_types
+from fhir_search import terminology
 from fhir_search.params import Env, ParamType, Unsupported, param_type
 from fhir_search.params.base import split_unescaped
-from fhir_search.query.criteria import Criterion, UnknownParameter, lookup, resolve
+from fhir_search.query import filter as filter_
+from fhir_search.query.criteria import Criterion, Plain, UnknownParameter, lookup, resolve
 from fhir_search.registry import SearchParam, registry
 
 FORMAT_PARAMS = frozenset({"_format", "_pretty"})
+TERMINOLOGY_MODIFIERS = frozenset({"in", "not-in", "above", "below"})
 TOTAL_MODES = ("none", "estimate", "accurate")
 SUMMARY_MODES = ("true", "false", "text", "data", "count")
 _NOT_SUPPORTED_RESULT_PARAMS = frozenset({"_contained", "_containedType", "_graph", "_score"})
@@ -30,7 +33,7 @@ class Clause:
 
     name: str
     raw: str
-    criteria: tuple[tuple[str | None, Criterion], ...]  # per resource type (None: any type)
+    criteria: tuple[tuple[str | None, Criterion | filter_.Filter], ...]  # per resource type (None: any type)
     values: tuple[str, ...]
 
 
@@ -91,6 +94,9 @@ class _Parser:
         if value == "":
             self.request.ignored.append(f"The parameter {name} has no value and was ignored")
             return
+        if base_name == "_filter":
+            self._filter(name, value)
+            return
         try:
             criteria = self.criteria(name)
         except UnknownParameter as exc:
@@ -100,7 +106,47 @@ class _Parser:
             self.skip(str(exc), unsupported=True)
             return
         values = tuple(split_unescaped(value, ","))
+        if not self._terminology_known(criteria, values, env=self.env):
+            return
         self.request.clauses.append(Clause(name, value, criteria, values))
+        self.request.kept.append((name, value))
+
+    def _terminology_known(self, criteria: tuple, values: tuple[str, ...], env: Env) -> bool:
+        """`:in`, `:not-in`, `:above`, `:below`: is every value set / code system known?
+
+        An unknown one is like an unknown parameter: 400 when strict, else ignored (noted).
+        The expansions are cached, so the query builder finds them again for free.
+        """
+        for _, criterion in criteria:
+            if not isinstance(criterion, Plain) or criterion.modifier not in TERMINOLOGY_MODIFIERS:
+                continue
+            for value in values:
+                try:
+                    criterion.ptype.parse(criterion.param, value, criterion.modifier, env)
+                except terminology.TerminologyError as exc:
+                    self.skip(str(exc))
+                    return False
+                except ValueError:
+                    pass  # malformed: the query builder answers 400 with the details
+        return True
+
+    def _filter(self, name: str, value: str) -> None:
+        """`_filter=...` (search_filter.html): one clause whose criterion is the whole expression."""
+        try:
+            tree = filter_.parse(value)
+        except filter_.FilterSyntaxError as exc:
+            raise BadRequest(f"_filter: {exc}") from None
+        except Unsupported as exc:
+            raise BadRequest(str(exc), code="not-supported") from None
+        types = self.request.types
+        try:
+            criteria = tuple((t, filter_.resolve(tree, t)) for t in (types or (None,)))
+        except UnknownParameter as exc:
+            self.skip(f"_filter: {exc}")
+            return
+        except Unsupported as exc:
+            raise BadRequest(str(exc), code="not-supported") from None
+        self.request.clauses.append(Clause(name, value, criteria, (value,)))
         self.request.kept.append((name, value))
 
     def criteria(self, name: str) -> tuple[tuple[str | None, Criterion], ...]:

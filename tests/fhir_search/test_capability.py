@@ -11,7 +11,9 @@ def test_search_params_of_a_type_with_definition_and_documentation():
     assert entries["family"]["definition"] == "http://hl7.org/fhir/SearchParameter/individual-family"
     assert entries["_id"]["type"] == "token"
     assert entries["birthdate"]["documentation"]
-    assert "_text" not in entries  # not supported yet
+    assert entries["_text"]["type"] == "string"  # full text (test_text.py)
+    assert entries["_filter"]["type"] == "special"
+    assert "_query" not in entries  # not supported
 
 
 def test_includes_and_revincludes():

@@ -121,6 +121,6 @@ def test_unknown_type_is_not_found(search):
 
 
 def test_not_supported_parameters_in_strict_mode(search, world):
-    for name in ("_text", "_content", "_filter", "_query", "_contained"):
+    for name in ("_query", "_contained"):
         outcome = search.bundle("/Patient", {name: "x"}, status=400, headers={"Prefer": "handling=strict"})
         assert outcome["issue"][0]["code"] == "not-supported"

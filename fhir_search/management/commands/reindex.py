@@ -1,8 +1,9 @@
 """`manage.py reindex [TYPE ...]`: rebuild the search index from the stored resources.
 
 Walks fhir_api_resource in batches by row id (so it can resume with --from-id after an
-interruption), parses each current version and replaces its index rows with
-`fhir_search.indexing.index_many`, one transaction per batch. Progress goes to stderr.
+interruption), parses each current version and replaces its index rows, one transaction
+per batch (fhir_search.reindexing, shared with the `$reindex` operation). Progress goes
+to stderr.
 """
 from __future__ import annotations
 
@@ -10,12 +11,9 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
-from fhir_api import jsonio
-from fhir_api.models import Resource
 from fhir_api.structure import resource_types
-from fhir_search.indexing import index_many
+from fhir_search.reindexing import Progress, reindex
 
 
 class Command(BaseCommand):
@@ -34,31 +32,21 @@ class Command(BaseCommand):
             raise CommandError(f"unknown resource types: {', '.join(unknown)}")
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
-        rows = Resource.objects.filter(id__gte=from_id)
-        if types:
-            rows = rows.filter(resource_type__in=types)
-        total = rows.count()
-        done = written = 0
-        last_id = from_id - 1
         started = time.monotonic()
-        while True:
-            batch = list(rows.filter(id__gt=last_id).order_by("id")[:batch_size])
-            if not batch:
-                break
-            items = [(r, None if r.deleted or not r.data else jsonio.loads(r.data)) for r in batch]
-            with transaction.atomic():
-                written += index_many(items)
-            last_id = batch[-1].id
-            done += len(batch)
-            if not no_progress:
-                self._progress(done, total, last_id, started)
+        progress = reindex(
+            types, from_id=from_id, batch_size=batch_size,
+            on_batch=None if no_progress else lambda p: self._progress(p, started),
+        )
         if not no_progress:
             self.stderr.write("")
-        self.stdout.write(f"reindexed {done} resources ({written} index rows); last id {last_id}")
+        self.stdout.write(
+            f"reindexed {progress.done} resources ({progress.rows} index rows); last id {progress.last_id}"
+        )
 
-    def _progress(self, done: int, total: int, last_id: int, started: float) -> None:
+    def _progress(self, progress: Progress, started: float) -> None:
         width = 30
-        filled = int(width * done / total) if total else width
+        done, total, last_id = progress.done, progress.total, progress.last_id
+        filled = min(width, int(width * done / total)) if total else width
         rate = done / max(time.monotonic() - started, 1e-6)
         self.stderr.write(
             f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
