@@ -87,7 +87,8 @@ def _entry(base: str, row: Row, mode: str, request: SearchRequest) -> dict[str, 
     }
 
 
-def _outcome_entry(messages: list[str]) -> dict[str, Any]:
+def outcome_entry(messages: list[str]) -> dict[str, Any]:
+    """A searchset entry of mode `outcome` listing what the server ignored (search.html#errors)."""
     return {
         "resource": {
             "resourceType": "OperationOutcome",
@@ -152,7 +153,7 @@ def search_bundle(
         bundle["total"] = counted().count()
         bundle["link"] = [{"relation": "self", "url": _url(base, path, kept)}]
         if request.ignored:
-            bundle["entry"] = [_outcome_entry(request.ignored)]
+            bundle["entry"] = [outcome_entry(request.ignored)]
         return bundle
 
     cursor = Cursor.decode(request.cursor, len(request.sort)) if request.cursor else None
@@ -195,7 +196,7 @@ def search_bundle(
     if request.includes and found:
         entries.extend(_entry(base, r, "include", request) for r in included(found, request.includes, narrow))
     if request.ignored:
-        entries.append(_outcome_entry(request.ignored))
+        entries.append(outcome_entry(request.ignored))
     if entries:  # FHIR JSON has no empty arrays
         bundle["entry"] = entries
     return bundle

@@ -55,6 +55,7 @@ from fhir_search.query.build import any_of
 from fhir_search.query.include import ROW_FIELDS, Row
 from fhir_search.query.paging import Cursor
 from fhir_search.registry import registry
+from fhir_search.service import outcome_entry
 
 # The date search parameter that says when the care a resource records happened, for
 # `start`/`end`. Types of the Patient compartment not listed use their `date` parameter when
@@ -340,16 +341,6 @@ def _entry(base: str, row: Row, mode: str) -> dict[str, Any]:
     }
 
 
-def _outcome(messages: list[str]) -> dict[str, Any]:
-    return {
-        "resource": {
-            "resourceType": "OperationOutcome",
-            "issue": [{"severity": "warning", "code": "not-supported", "diagnostics": m} for m in messages],
-        },
-        "search": {"mode": "outcome"},
-    }
-
-
 def _url(base: str, path: str, params: list[tuple[str, str]]) -> str:
     return f"{base}/{path}?{urlencode(params)}" if params else f"{base}/{path}"
 
@@ -367,7 +358,7 @@ def _everything(invocation: Invocation, compartment: str) -> HttpResponse:
         bundle["total"] = _matches(ask).count()
         bundle["link"] = [{"relation": "self", "url": _url(base, path, ask.kept)}]
         if notes:
-            bundle["entry"] = [_outcome(notes)]
+            bundle["entry"] = [outcome_entry(notes)]
         return bundle_body(invocation.request, bundle)
 
     page, more, bound = _page(ask)
@@ -384,7 +375,7 @@ def _everything(invocation: Invocation, compartment: str) -> HttpResponse:
     bundle["link"] = links
     entries = [_entry(base, r, "match") for r in page] + [_entry(base, r, "include") for r in included]
     if notes:
-        entries.append(_outcome(notes))
+        entries.append(outcome_entry(notes))
     if entries:
         bundle["entry"] = entries
     return bundle_body(invocation.request, bundle)
