@@ -76,5 +76,5 @@ def _revincludes() -> dict[str, tuple[str, ...]]:
 
 
 def search_revincludes(resource_type: str) -> list[str]:
-    """CapabilityStatement.rest.resource.searchRevInclude: `Source:param` that can point here."""
-    return list(_revincludes().get(resource_type, ()))
+    """CapabilityStatement.rest.resource.searchRevInclude: `*` and each `Source:param` that can point here."""
+    return ["*", *_revincludes().get(resource_type, ())]

@@ -23,6 +23,7 @@ from fhir_search.models import (
     DateIndex,
     FullTextIndex,
     NumberIndex,
+    PositionIndex,
     QuantityIndex,
     ReferenceIndex,
     StringIndex,
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 TABLES: tuple[type[models.Model], ...] = (
     StringIndex, TokenIndex, DateIndex, NumberIndex, QuantityIndex, ReferenceIndex, UriIndex, CompositeIndex,
-    FullTextIndex,
+    FullTextIndex, PositionIndex,
 )
 BATCH = 1000
 

@@ -167,3 +167,23 @@ class FullTextIndex(IndexRow):
     """
 
     text = models.TextField()
+
+
+class PositionIndex(IndexRow):
+    """`near` on Location (https://hl7.org/fhir/R4/location.html#positional): one row per position.
+
+    latitude/longitude in degrees (WGS84, as written) for the bounding box, which the
+    (code, resource_type, latitude, longitude) index answers; x, y, z are the point on the
+    unit sphere (cos lat cos lon, cos lat sin lon, sin lat), computed once when indexing, so
+    the exact great-circle test is plain arithmetic in SQL on every database
+    (fhir_search.params.near).
+    """
+
+    latitude = models.FloatField()
+    longitude = models.FloatField()
+    x = models.FloatField()
+    y = models.FloatField()
+    z = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["code", "resource_type", "latitude", "longitude"], name="position_code_lat")]

@@ -4,8 +4,9 @@ https://hl7.org/fhir/R4/search.html#all -- `_id` and `_lastUpdated` compare the 
 fhir_api_resource (logical_id, last_updated), which the store already indexes, so they
 need no index rows. `_list` tests the reference rows of a List's `item`. `_text` and
 `_content` are full-text (fhir_search.params.text); `_filter` is read by the request
-parser as a whole expression (fhir_search.query.filter). `_query` and the special
-parameter `near` are defined by R4 but not implemented here.
+parser as a whole expression (fhir_search.query.filter). The special parameter `near`
+(Location) has its own index table (fhir_search.params.near). `_query` is defined by R4
+but not implemented here.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from django.db.models import Exists, OuterRef, Q
 from fhir_search.models import ReferenceIndex
 from fhir_search.params.base import Env, ParamType, Unsupported, unescape
 from fhir_search.params.date import DateQuery, parse_date
+from fhir_search.params.near import NearParam
 from fhir_search.params.text import TextParam
 from fhir_search.registry import SearchParam
 
@@ -114,5 +116,6 @@ SPECIAL: dict[str, ParamType] = {
     "_filter": FilterParam(),
     "_text": TextParam("_text"),
     "_content": TextParam("_content"),
-    **{name: NotSupported(name) for name in ("_query", "near")},
+    "near": NearParam(),
+    "_query": NotSupported("_query"),
 }

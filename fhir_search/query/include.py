@@ -3,6 +3,8 @@
 After the page of matches is read, one query per round fetches what they refer to
 (`_include=Observation:patient`) or what refers to them (`_revinclude=Provenance:target`);
 `:iterate` directives run again on what the previous round added, up to MAX_ROUNDS.
+`_revinclude=*` adds whatever refers to a match through any reference parameter (any
+source type, any code: the reference index's (target_type, target_id, code) index).
 Each round reads the reference index (the targets of the page's references) and then
 fhir_api_resource, at most the include limit of rows.
 """
@@ -38,17 +40,19 @@ def _limit() -> int:
 
 
 def _pointing_at(include: Include, current: list[Row]) -> Q | None:
-    """_revinclude: rows of include.source whose reference rows point at one of `current`."""
+    """_revinclude: rows of include.source (any type for `*`) whose reference rows point at one of `current`."""
     by_type: dict[str, list[str]] = defaultdict(list)
     for row in current:
         if include.target is None or row.resource_type == include.target:
             by_type[row.resource_type].append(row.logical_id)
     if not by_type:
         return None
-    pointing = ReferenceIndex.objects.filter(resource_type=include.source)
+    pointing = ReferenceIndex.objects.filter(any_of([Q(target_type=t, target_id__in=ids) for t, ids in by_type.items()]))
+    if include.source is None:  # _revinclude=*: any source type, any code (the reference_target index)
+        return Q(pk__in=pointing.values("resource_id"))
+    pointing = pointing.filter(resource_type=include.source)
     if include.params:
         pointing = pointing.filter(code__in=[p.code for p in include.params])
-    pointing = pointing.filter(any_of([Q(target_type=t, target_id__in=ids) for t, ids in by_type.items()]))
     return Q(resource_type=include.source, pk__in=pointing.values("resource_id"))
 
 

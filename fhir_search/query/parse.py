@@ -47,11 +47,14 @@ class SortKey:
 
 @dataclass(frozen=True)
 class Include:
-    """`_include=Source:param[:Target]` (or `_revinclude`); `params` empty means `*`."""
+    """`_include=Source:param[:Target]` (or `_revinclude`); `params` empty means `*`.
+
+    `source` None (only `_revinclude=*`): a resource of any type, through any reference.
+    """
 
     reverse: bool
     iterate: bool
-    source: str
+    source: str | None
     params: tuple[SearchParam, ...]
     target: str | None
 
@@ -237,9 +240,13 @@ class _Parser:
             return
         iterate = bool(modifier)
         parts = value.split(":")
+        if value == "*" and reverse:  # whatever refers to a match, through any reference parameter
+            self.request.includes.append(Include(True, iterate, None, (), None))
+            self.request.kept.append((name, value))
+            return
         if value == "*":
-            if reverse or self.request.types is None:
-                self.skip(f"{name}=* is only supported as _include on a type search", unsupported=True)
+            if self.request.types is None:
+                self.skip(f"{name}=* is only supported on a type search", unsupported=True)
                 return
             for t in self.request.types:
                 self.request.includes.append(Include(False, iterate, t, (), None))

@@ -1,6 +1,7 @@
 """_include and _revinclude, :iterate and *, with search.mode include.
 
-https://hl7.org/fhir/R4/search.html#include
+https://hl7.org/fhir/R4/search.html#include and #revinclude -- `_revinclude=*` (this
+server's reading of the wildcard): whatever refers to a match through any reference parameter.
 """
 
 from __future__ import annotations
@@ -109,6 +110,44 @@ def test_revinclude_iterate(search, world):
     got = modes(bundle)
     assert got[f"Patient/{world['pat']}"] == "include"
     assert got[f"Observation/{world['obs'][0]}"] == "include"
+
+
+def test_revinclude_star_adds_everything_that_refers_to_a_match(search, world):
+    bundle = search.bundle("/Practitioner", {"_revinclude": "*"}, headers={"Prefer": "handling=strict"})
+    assert modes(bundle) == {
+        f"Practitioner/{world['gp']}": "match",
+        f"Patient/{world['pat']}": "include",  # generalPractitioner
+        f"Observation/{world['obs'][0]}": "include",  # performer
+        f"Observation/{world['obs'][1]}": "include",
+        f"Provenance/{world['prov']}": "include",  # agent.who
+    }
+    assert bundle["total"] == 1
+    assert "_revinclude=*" in bundle["link"][0]["url"].replace("%2A", "*")
+
+
+def test_revinclude_star_only_adds_what_refers_to_the_matches(search, world):
+    bundle = search.bundle("/Organization", {"_revinclude": "*"})
+    assert modes(bundle) == {f"Organization/{world['org']}": "match", f"Patient/{world['pat']}": "include"}
+
+
+def test_revinclude_star_iterate_follows_the_chain_of_referrers(search, world):
+    plain = search.bundle("/Organization", {"_revinclude": "*"})
+    assert f"Observation/{world['obs'][0]}" not in modes(plain)
+    iterated = modes(search.bundle("/Organization", {"_revinclude:iterate": "*"}))
+    assert iterated[f"Patient/{world['pat']}"] == "include"
+    assert iterated[f"Observation/{world['obs'][0]}"] == "include"
+    assert iterated[f"Provenance/{world['prov']}"] == "include"
+
+
+def test_revinclude_star_is_bounded_by_the_include_limit(search, world, settings):
+    settings.FHIR_MAX_INCLUDE = 2
+    bundle = search.bundle("/Practitioner", {"_revinclude": "*"})
+    assert list(modes(bundle).values()).count("include") == 2
+
+
+def test_revinclude_star_on_a_system_search(search, world):
+    bundle = search.bundle("/", [("_type", "Organization"), ("_revinclude", "*")])
+    assert modes(bundle)[f"Patient/{world['pat']}"] == "include"
 
 
 def test_deleted_resources_are_not_included(search, world):
