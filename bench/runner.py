@@ -92,24 +92,17 @@ def run_workloads(
                     **timing,
                 ),
             )
-    if config.wants("search"):
-        for name, operation in workloads.search_operations(catalog):
-            _record(
-                out,
-                "search",
-                workloads.run(
-                    target, name, operation, clients=config.search_clients, seed=config.seed, **timing
-                ),
-            )
-    if config.wants("count"):
-        for name, operation in workloads.count_operations(catalog):
-            _record(
-                out,
-                "count",
-                workloads.run(
-                    target, name, operation, clients=config.count_clients, seed=config.seed, **timing
-                ),
-            )
+    for group, operations, clients in (
+        ("search", workloads.search_operations, config.search_clients),
+        ("count", workloads.count_operations, config.count_clients),
+    ):
+        if config.wants(group):
+            for name, operation in operations(catalog):
+                _record(
+                    out,
+                    group,
+                    workloads.run(target, name, operation, clients=clients, seed=config.seed, **timing),
+                )
     if config.wants("everything"):
         path = workloads.everything_path(catalog)
         status, body = workloads.probe(target, path)
