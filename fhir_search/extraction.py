@@ -24,7 +24,7 @@ from typing import Any
 
 from fhir_api.structure import Element, structures
 from fhir_search import references
-from fhir_search.registry import SearchParam, split_union
+from fhir_search.registry import SearchParam, split_top_level, split_union
 
 logger = logging.getLogger(__name__)
 
@@ -92,23 +92,7 @@ _WHERE_EQ = re.compile(r"where\((?P<field>[A-Za-z]+) ?= ?'(?P<literal>[^'\\]*)'\
 
 def _segments(path: str) -> list[str] | None:
     """Split a path on dots outside parentheses and quotes; None if unbalanced."""
-    out, depth, quote, start = [], 0, False, 0
-    for i, ch in enumerate(path):
-        if ch == "'":
-            quote = not quote
-        elif quote:
-            continue
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth < 0:
-                return None
-        elif ch == "." and depth == 0:
-            out.append(path[start:i])
-            start = i + 1
-    out.append(path[start:])
-    return out if depth == 0 and not quote else None
+    return split_top_level(path, ".")
 
 
 def _compile_steps(expression: str, first: str | None) -> list[tuple] | None:

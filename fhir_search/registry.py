@@ -74,8 +74,8 @@ def _retarget(path: str, resource_type: str) -> str:
     return path
 
 
-def split_union(expression: str) -> list[str]:
-    """Split a FHIRPath expression on its top-level `|` (not inside parentheses or strings)."""
+def split_top_level(expression: str, separator: str) -> list[str] | None:
+    """Split on `separator` outside parentheses and 'strings'; None if they do not balance."""
     parts, depth, quote, start = [], 0, False, 0
     for i, ch in enumerate(expression):
         if ch == "'" and (i == 0 or expression[i - 1] != "\\"):
@@ -86,11 +86,19 @@ def split_union(expression: str) -> list[str]:
             depth += 1
         elif ch == ")":
             depth -= 1
-        elif ch == "|" and depth == 0:
-            parts.append(expression[start:i].strip())
+            if depth < 0:
+                return None
+        elif ch == separator and depth == 0:
+            parts.append(expression[start:i])
             start = i + 1
-    parts.append(expression[start:].strip())
-    return [p for p in parts if p]
+    parts.append(expression[start:])
+    return parts if depth == 0 and not quote else None
+
+
+def split_union(expression: str) -> list[str]:
+    """Split a FHIRPath expression on its top-level `|` (not inside parentheses or strings)."""
+    parts = split_top_level(expression, "|") or [expression]
+    return [p.strip() for p in parts if p.strip()]
 
 
 # Errata of the official R4 definitions: DocumentReference-relationship names its components
