@@ -243,7 +243,7 @@ def _create_in_bulk(entries: list[Entry]) -> None:
             raise _entry_error(entry, error) from None
         rtype, new_id = entry.target.split("/", 1)
         items.append((rtype, new_id, content))
-    for entry, written in zip(entries, repository.create_many(items)):
+    for entry, written in zip(entries, repository.create_many(items), strict=True):
         _written(entry, written)
 
 

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import cached_property
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -340,7 +339,7 @@ def create_many(items: list[tuple[str, str, dict[str, Any]]]) -> list[Written]:
                 )
                 for row in rows
             ])
-        resources_written.send(sender=Resource, items=[(row, item[2]) for row, item in zip(rows, items)])
+        resources_written.send(sender=Resource, items=[(row, item[2]) for row, item in zip(rows, items, strict=True)])
     return [Written(_stored(row, "POST"), True) for row in rows]
 
 
@@ -355,7 +354,7 @@ def _copy_new(rows: list[Resource], at: datetime) -> None:
             "SELECT nextval(pg_get_serial_sequence('fhir_api_resource', 'id')) FROM generate_series(1, %s)",
             [len(rows)],
         )
-        for row, (pk,) in zip(rows, cursor.fetchall()):
+        for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
             row.pk = row.id = pk
         raw = cursor.cursor
         with raw.copy(
