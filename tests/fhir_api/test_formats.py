@@ -83,3 +83,12 @@ def test_xml_update_round_trip(fhir, patient):
 def test_json_content_type_application_json_accepted(fhir):
     response = fhir.post("/Patient", new_patient(), content_type="application/json")
     assert response.status_code == 201
+
+
+def test_search_and_history_bundles_in_xml(fhir, patient):
+    search = fhir.get("/Patient", family="chal", _format="xml")
+    assert search.status_code == 200
+    assert b"<Bundle" in search.content and b"<Patient" in search.content
+    history = fhir.get(f"/Patient/{patient['id']}/_history", _format="xml", _pretty="true")
+    assert history.status_code == 200
+    assert b'<type value="history"/>' in history.content
