@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,21 +126,9 @@ def run_workloads(
         mixed = workloads.mixed_operation(catalog)
         pids = worker_pids() if worker_pids else []
         name = "mixed: reads 55% / searches 40% / counts 5%"
-        if pids:
-            # twice a second on a real run, often enough for a few samples on a smoke run
-            with RssSampler(pids, interval=min(0.5, max(0.05, config.mixed_seconds / 20))) as sampler:
-                result = workloads.run(
-                    target,
-                    name,
-                    mixed,
-                    clients=config.mixed_clients,
-                    duration=config.mixed_seconds,
-                    warmup=config.warmup,
-                    seed=config.seed,
-                )
-            # the first quarter of the phase is warm-up for caches and connection pools
-            memory = memory_report(sampler.samples, config.warmup + config.mixed_seconds / 4, result.requests)
-        else:
+        # twice a second on a real run, often enough for a few samples on a smoke run
+        sampler = RssSampler(pids, interval=min(0.5, max(0.05, config.mixed_seconds / 20))) if pids else None
+        with sampler or nullcontext():
             result = workloads.run(
                 target,
                 name,
@@ -149,6 +138,10 @@ def run_workloads(
                 warmup=config.warmup,
                 seed=config.seed,
             )
+        if sampler is not None:
+            # the first quarter of the phase is warm-up for caches and connection pools
+            memory = memory_report(sampler.samples, config.warmup + config.mixed_seconds / 4, result.requests)
+        else:
             notes.append("memory not sampled: the server's worker processes are not known (--url)")
         _record(out, "mixed", result)
     return {"workloads": out, "memory": memory, "notes": notes}
