@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from fhir_api.structure import resource_types
+from fhir_api.store.structure import resource_types
 from fhir_search.params import param_type
 from fhir_search.params.special import NotSupported
 from fhir_search.registry import registry
@@ -30,14 +30,10 @@ def generation() -> int:
     return registry().generation
 
 
-def forget() -> None:
-    """Drop what was computed from the registry (a stored SearchParameter changed)."""
-    _entries.cache_clear()
-    _revincludes.cache_clear()
-
-
+# The caches below are keyed on the registry's generation, so a changed SearchParameter
+# makes new entries without stored_params having to reach up here to clear them.
 @cache
-def _entries(resource_type: str) -> tuple[dict, ...]:
+def _entries(resource_type: str, generation: int) -> tuple[dict, ...]:
     out = []
     for code, param in sorted(registry().for_type(resource_type).items()):
         if not _supported(param):
@@ -53,7 +49,7 @@ def _entries(resource_type: str) -> tuple[dict, ...]:
 
 def search_param_entries(resource_type: str) -> list[dict]:
     """CapabilityStatement.rest.resource.searchParam for one type."""
-    return [dict(e) for e in _entries(resource_type)]
+    return [dict(e) for e in _entries(resource_type, registry().generation)]
 
 
 def search_includes(resource_type: str) -> list[str]:
@@ -63,7 +59,7 @@ def search_includes(resource_type: str) -> list[str]:
 
 
 @cache
-def _revincludes() -> dict[str, tuple[str, ...]]:
+def _revincludes(generation: int) -> dict[str, tuple[str, ...]]:
     out: dict[str, list[str]] = {}
     everything = sorted(resource_types())
     for source in everything:
@@ -77,4 +73,4 @@ def _revincludes() -> dict[str, tuple[str, ...]]:
 
 def search_revincludes(resource_type: str) -> list[str]:
     """CapabilityStatement.rest.resource.searchRevInclude: `*` and each `Source:param` that can point here."""
-    return ["*", *_revincludes().get(resource_type, ())]
+    return ["*", *_revincludes(registry().generation).get(resource_type, ())]

@@ -11,8 +11,8 @@ from functools import cache
 import orjson
 from django.db.models import Q
 
-from fhir_api.errors import BadRequest, NotFound
-from fhir_api.structure import DEFINITIONS
+from fhir_api.store.errors import BadRequest, NotFound
+from fhir_api.store.structure import DEFINITIONS
 from fhir_search.models import ReferenceIndex
 from fhir_search.query.build import NOTHING
 from fhir_search.registry import registry

@@ -14,8 +14,8 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any
 
-from fhir_api.datetimes import parse_range
-from fhir_api.structure import DEFINITIONS as API_DEFINITIONS
+from fhir_api.store.datetimes import parse_range
+from fhir_api.store.structure import DEFINITIONS as API_DEFINITIONS
 from fhir_search import references, ucum
 from fhir_search.extraction import Typed
 

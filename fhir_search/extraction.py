@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import Any
 
-from fhir_api.structure import Element, structures
+from fhir_api.store.structure import Element, structures
 from fhir_search import references
 from fhir_search.registry import SearchParam, split_top_level, split_union
 
@@ -187,7 +187,7 @@ def _is_type(value_type: str, wanted: str) -> bool:
 
 @cache
 def _resource_types() -> frozenset[str]:
-    from fhir_api.structure import resource_types
+    from fhir_api.store.structure import resource_types
 
     return resource_types()
 

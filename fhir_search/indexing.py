@@ -16,7 +16,7 @@ from typing import Any
 
 from django.db import connection, models
 
-from fhir_api.models import Resource
+from fhir_api.store.models import Resource
 from fhir_search.extraction import Context, extractor
 from fhir_search.models import (
     CompositeIndex,

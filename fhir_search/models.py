@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from fhir_api.models import Resource
+from fhir_api.store.models import Resource
 
 
 class IndexRow(models.Model):

@@ -12,8 +12,8 @@ from typing import Any
 
 from django.dispatch import receiver
 
-from fhir_api.models import Resource
-from fhir_api.signals import resource_written, resources_written
+from fhir_api.store.models import Resource
+from fhir_api.store.signals import resource_written, resources_written
 from fhir_search import stored_params, terminology
 from fhir_search.indexing import index_many, index_resource
 

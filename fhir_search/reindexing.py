@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from fhir_api import jsonio
-from fhir_api.models import Resource
+from fhir_api.store import jsonio
+from fhir_api.store.models import Resource
 from fhir_search import stored_params
 from fhir_search.indexing import index_many
 

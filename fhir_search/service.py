@@ -17,8 +17,8 @@ import orjson
 from django.db import connection
 from django.db.models import Q, QuerySet, Subquery
 
-from fhir_api import jsonio, subsetting
-from fhir_api.models import Resource
+from fhir_api.store import jsonio, subsetting
+from fhir_api.store.models import Resource
 from fhir_search import compartments, stored_params
 from fhir_search.params import Env
 from fhir_search.query.build import any_of, clause_condition, driver_of

@@ -22,9 +22,9 @@ import logging
 from functools import lru_cache
 from typing import Any
 
-from fhir_api import jsonio
-from fhir_api.models import Resource, ResourceVersion
-from fhir_api.structure import resource_types
+from fhir_api.store import jsonio
+from fhir_api.store.models import Resource, ResourceVersion
+from fhir_api.store.structure import resource_types
 from fhir_search import extraction, indexing
 from fhir_search.params import TYPES
 from fhir_search.registry import COMMON_BASES, SearchParam, from_resource, registry
@@ -126,11 +126,9 @@ def apply(params: list[SearchParam]) -> None:
     for param in old ^ set(params):
         extraction.forget(param)
     indexing.forget_type()
-    from fhir_search import capability
     from fhir_search.params.composite import component_types
 
     component_types.cache_clear()
-    capability.forget()
 
 
 def written(resource: Resource, content: dict[str, Any] | None) -> None:

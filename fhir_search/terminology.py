@@ -6,7 +6,7 @@ terminology service, enough for search:
 
 - value sets and code systems come from the server's store (ValueSet and CodeSystem
   resources, found by `url`, or `ValueSet/[id]`) and else from the R4 ones the project
-  ships (fhir_api/definitions/valuesets.json.gz);
+  ships (fhir_api/store/definitions/valuesets.json.gz);
 - `compose.include`/`exclude` with concept lists, whole code systems (every code of a
   known CodeSystem), other value sets, and filters on the code system's hierarchy
   (`is-a`, `descendent-of`, `is-not-a`, `generalizes`), on codes (`=`, `in`, `not-in`,
@@ -30,8 +30,8 @@ from typing import Any
 
 import orjson
 
-from fhir_api import jsonio
-from fhir_api.models import Resource
+from fhir_api.store import jsonio
+from fhir_api.store.models import Resource
 from fhir_search.converters import API_DEFINITIONS
 from fhir_search.models import UriIndex
 from fhir_search.watch import StoreWatch

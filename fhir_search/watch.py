@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import Count, Max, Sum
 
-from fhir_api.models import Resource
+from fhir_api.store.models import Resource
 
 logger = logging.getLogger(__name__)
 

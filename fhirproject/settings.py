@@ -130,7 +130,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "fhir_api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "fhir_api.rest.responses.exception_handler",
 }
 
 LOGGING = {

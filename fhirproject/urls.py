@@ -3,6 +3,6 @@ from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
-    path("fhir", include("fhir_api.urls")),
+    path("fhir", include("fhir_api.rest.urls")),
     path("admin/", admin.site.urls),
 ]

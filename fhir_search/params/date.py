@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from fhir_api.datetimes import parse_range
+from fhir_api.store.datetimes import parse_range
 from fhir_search import converters, prefixes
 from fhir_search.extraction import Context, Typed
 from fhir_search.models import DateIndex

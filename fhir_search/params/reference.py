@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from fhir_api.structure import resource_types
+from fhir_api.store.structure import resource_types
 from fhir_search import converters, references
 from fhir_search.extraction import Context, Typed
 from fhir_search.models import ReferenceIndex

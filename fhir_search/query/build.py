@@ -33,8 +33,8 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, Q
 
-from fhir_api.errors import BadRequest
-from fhir_api.models import Resource
+from fhir_api.store.errors import BadRequest
+from fhir_api.store.models import Resource
 from fhir_search.models import ReferenceIndex
 from fhir_search.normalize import clip, fold
 from fhir_search.params import Env, ParamType, Unsupported

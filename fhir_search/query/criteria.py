@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fhir_api.errors import BadRequest
-from fhir_api.structure import resource_types
+from fhir_api.store.errors import BadRequest
+from fhir_api.store.structure import resource_types
 from fhir_search.params import ParamType, Unsupported, param_type
 from fhir_search.params.base import NOT_SUPPORTED_MODIFIERS
 from fhir_search.params.special import SPECIAL, NotSupported

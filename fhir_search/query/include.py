@@ -17,7 +17,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
-from fhir_api.models import Resource
+from fhir_api.store.models import Resource
 from fhir_search.models import ReferenceIndex
 from fhir_search.query.build import any_of
 from fhir_search.query.parse import Include

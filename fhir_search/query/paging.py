@@ -22,7 +22,7 @@ import orjson
 from django.db.models import Expression, F, OuterRef, Q, Subquery
 from django.db.models.expressions import OrderBy
 
-from fhir_api.errors import BadRequest
+from fhir_api.store.errors import BadRequest
 from fhir_search.query.build import NOTHING
 from fhir_search.query.parse import SortKey
 

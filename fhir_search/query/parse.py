@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from fhir_api.errors import BadRequest
-from fhir_api.structure import resource_types
+from fhir_api.store.errors import BadRequest
+from fhir_api.store.structure import resource_types
 from fhir_search import terminology
 from fhir_search.params import Env, ParamType, Unsupported, param_type
 from fhir_search.params.base import split_unescaped

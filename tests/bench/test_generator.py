@@ -13,8 +13,8 @@ import orjson
 import pytest
 
 from bench import generate
-from fhir_api import validation
-from fhir_api.models import Resource
+from fhir_api.store import validation
+from fhir_api.store.models import Resource
 
 
 def _references(value: Any):

@@ -10,8 +10,8 @@ import threading
 import pytest
 from django.db import connection, connections
 
-from fhir_api import repository
-from fhir_api.errors import PreconditionFailed
+from fhir_api.store import repository
+from fhir_api.store.errors import PreconditionFailed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

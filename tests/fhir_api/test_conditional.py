@@ -6,7 +6,7 @@ import threading
 import pytest
 from django.db import connection, connections
 
-from fhir_api.models import Resource
+from fhir_api.store.models import Resource
 from tests.conftest import new_patient
 
 pytestmark = pytest.mark.django_db

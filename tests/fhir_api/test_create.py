@@ -54,7 +54,7 @@ def test_create_unknown_type_is_404(fhir):
 
 
 def test_create_malformed_json_is_400_and_writes_nothing(fhir):
-    from fhir_api.models import Resource
+    from fhir_api.store.models import Resource
 
     response = fhir.post("/Patient", '{"resourceType": "Patient",')
     assert response.status_code == 400

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fhir_api.models import ResourceVersion
+from fhir_api.store.models import ResourceVersion
 from tests.conftest import new_patient
 
 pytestmark = pytest.mark.django_db

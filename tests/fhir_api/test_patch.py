@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from fhir_api.errors import BadRequest, Unprocessable
-from fhir_api.patch import apply_fhirpath_patch, apply_json_patch
+from fhir_api.store.errors import BadRequest, Unprocessable
+from fhir_api.store.patch import apply_fhirpath_patch, apply_json_patch
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from fhir_api.models import Resource
+from fhir_api.store.models import Resource
 from tests.conftest import new_patient
 
 pytestmark = pytest.mark.django_db

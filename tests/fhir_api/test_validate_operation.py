@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fhir_api.models import Resource, ResourceVersion
+from fhir_api.store.models import Resource, ResourceVersion
 from tests.conftest import new_patient
 
 pytestmark = pytest.mark.django_db

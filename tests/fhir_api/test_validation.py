@@ -17,10 +17,10 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhir_core import types as fhir_core_types
 from pydantic import ValidationError
 
-from fhir_api import validation
-from fhir_api.errors import Unprocessable
-from fhir_api.jsonio import Decimal, loads
-from fhir_api.structure import structures
+from fhir_api.store import validation
+from fhir_api.store.errors import Unprocessable
+from fhir_api.store.jsonio import Decimal, loads
+from fhir_api.store.structure import structures
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "examples-json.tar.gz"
 

@@ -12,8 +12,8 @@ from xml.etree import ElementTree
 import orjson
 import pytest
 
-from fhir_api import fhir_xml, jsonio
-from fhir_api.errors import BadRequest
+from fhir_api.store import fhir_xml, jsonio
+from fhir_api.store.errors import BadRequest
 from tests.fhir_api.examples import examples
 
 F = "{http://hl7.org/fhir}"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from fhir_api import repository
+from fhir_api.store import repository
 
 
 def store(resource: dict[str, Any], logical_id: str | None = None) -> str:

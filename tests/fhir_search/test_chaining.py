@@ -84,7 +84,7 @@ def test_chain_values_are_ored(search, world):
 
 
 def test_deleted_targets_do_not_match(search, world):
-    from fhir_api import repository
+    from fhir_api.store import repository
 
     repository.delete("Patient", world["zoe"])
     assert search.ids("/Observation", {"patient.name": "zoe"}) == []

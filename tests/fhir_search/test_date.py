@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from fhir_api.repository import format_instant, now
+from fhir_api.store.repository import format_instant, now
 from tests.fhir_search.conftest import store
 
 pytestmark = pytest.mark.django_db

@@ -151,7 +151,7 @@ def test_revinclude_star_on_a_system_search(search, world):
 
 
 def test_deleted_resources_are_not_included(search, world):
-    from fhir_api import repository
+    from fhir_api.store import repository
 
     repository.delete("Patient", world["pat"])
     bundle = search.bundle("/Observation", {"_include": "Observation:patient"})

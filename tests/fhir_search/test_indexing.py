@@ -12,8 +12,8 @@ import orjson
 import pytest
 from django.core.management import call_command
 
-from fhir_api import repository
-from fhir_api.models import Resource
+from fhir_api.store import repository
+from fhir_api.store.models import Resource
 from fhir_search.indexing import index_many, rows_for
 from fhir_search.models import StringIndex, TokenIndex
 from tests.fhir_api.examples import examples

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from fhir_api import repository
+from fhir_api.store import repository
 from tests.fhir_search.conftest import store
 
 pytestmark = pytest.mark.django_db

@@ -119,7 +119,7 @@ def test_missing_finds_locations_without_a_position(search, dutch):
 
 
 def test_a_moved_location_is_found_at_its_new_position(search, dutch):
-    from fhir_api import repository
+    from fhir_api.store import repository
 
     repository.update("Location", dutch["rotterdam"], {
         "resourceType": "Location", "id": dutch["rotterdam"], "name": "moved",

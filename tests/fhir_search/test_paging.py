@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from django.test import override_settings
 
-from fhir_api import repository
+from fhir_api.store import repository
 from tests.fhir_search.conftest import store
 
 pytestmark = pytest.mark.django_db

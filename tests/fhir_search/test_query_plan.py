@@ -16,7 +16,7 @@ import orjson
 import pytest
 from django.db import connection
 
-from fhir_api.models import Resource
+from fhir_api.store.models import Resource
 from fhir_search.indexing import index_many
 from fhir_search.params import Env
 from fhir_search.query.parse import parse_request

@@ -13,8 +13,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from fhir_api import repository
-from fhir_api.models import Resource
+from fhir_api.store import repository
+from fhir_api.store.models import Resource
 from fhir_search import stored_params
 from fhir_search.models import TokenIndex
 from fhir_search.registry import registry

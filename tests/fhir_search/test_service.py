@@ -8,7 +8,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from fhir_api.errors import BadRequest
+from fhir_api.store.errors import BadRequest
 from fhir_search.service import match, search_bundle
 from tests.fhir_search.conftest import store
 

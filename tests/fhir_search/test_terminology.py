@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from fhir_api import repository
+from fhir_api.store import repository
 from fhir_search import terminology
 from tests.fhir_search.conftest import store
 

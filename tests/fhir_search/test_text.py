@@ -12,7 +12,7 @@ import base64
 import pytest
 from django.db import connection
 
-from fhir_api import repository
+from fhir_api.store import repository
 from fhir_search.models import FullTextIndex
 from fhir_search.params.text import documents, parse_text, text_condition, tsquery
 from tests.fhir_search.conftest import store

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from fhir_api.structure import resource_types
+from fhir_api.store.structure import resource_types
 from fhir_search.reindexing import Progress, reindex
 
 

@@ -1,0 +1,69 @@
+"""`$reindex`: index the stored resources again, after SearchParameters were added or changed.
+
+https://hl7.org/fhir/R4/searchparameter.html (a new parameter applies to resources written
+before it once they are re-indexed; R4 names no standard operation, so this follows the
+common `$reindex` of other servers). `POST [base]/$reindex` re-indexes every type, or the
+`type` parameters given; `POST [base]/[type]/$reindex` one type. Optional parameters:
+`fromId` (resume at this row id), `limit` (stop after about this many resources, to keep a
+request short) and `batchSize`. The answer is a Parameters resource: `resources`,
+`indexRows`, `complete`, `resumeFromId` when `limit` stopped it early, and one
+`inactiveSearchParameter` per stored SearchParameter the server cannot use, with why.
+
+It runs inside the request, one transaction per batch (fhir_search.reindexing); for a
+large store use `limit` and call again with `fromId`, or run `manage.py reindex`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+
+from fhir_api.store.errors import BadRequest
+from fhir_api.rest.operations import Invocation, operation
+from fhir_api.rest.responses import render
+from fhir_api.store.structure import resource_types
+from fhir_search import stored_params
+from fhir_search.reindexing import reindex as run_reindex
+
+
+def _integer(invocation: Invocation, name: str, default: int | None, minimum: int) -> int | None:
+    value = invocation.value(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"$reindex: {name} must be an integer, not {value!r}") from None
+    if number < minimum:
+        raise BadRequest(f"$reindex: {name} must be at least {minimum}")
+    return number
+
+
+def _types(invocation: Invocation) -> list[str]:
+    if invocation.resource_type is not None:
+        return [invocation.resource_type]
+    types = [t.strip() for v in invocation.values("type") for t in str(v).split(",") if t.strip()]
+    unknown = sorted(set(types) - resource_types())
+    if unknown:
+        raise BadRequest(f"$reindex: unknown resource types: {', '.join(unknown)}")
+    return types
+
+
+@operation("reindex", levels=("system", "type"), affects_state=True)
+def reindex(invocation: Invocation) -> HttpResponse:
+    progress = run_reindex(
+        _types(invocation),
+        from_id=_integer(invocation, "fromId", 0, 0) or 0,
+        batch_size=_integer(invocation, "batchSize", 500, 1) or 500,
+        limit=_integer(invocation, "limit", None, 1),
+    )
+    parameters: list[dict[str, Any]] = [
+        {"name": "resources", "valueInteger": progress.done},
+        {"name": "indexRows", "valueInteger": progress.rows},
+        {"name": "complete", "valueBoolean": progress.finished},
+    ]
+    if not progress.finished:
+        parameters.append({"name": "resumeFromId", "valueInteger": progress.last_id + 1})
+    for logical_id, reason in sorted(stored_params.inactive().items()):
+        parameters.append({"name": "inactiveSearchParameter", "valueString": f"SearchParameter/{logical_id}: {reason}"})
+    return render(invocation.request, {"resourceType": "Parameters", "parameter": parameters})

@@ -1,0 +1,136 @@
+"""HTTP answers of the FHIR API: resources, Bundles and OperationOutcomes, with their headers.
+
+https://hl7.org/fhir/R4/http.html -- ETag, Last-Modified, Location and `Prefer: return=`.
+The stored JSON is sent as-is whenever the client asked for plain JSON of the whole resource.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.utils.http import http_date
+from rest_framework import exceptions as drf_exceptions
+
+from fhir_api.store import jsonio, subsetting
+from fhir_api.store.errors import (
+    BadRequest,
+    FhirError,
+    Forbidden,
+    MethodNotAllowed,
+    NotAcceptable,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from fhir_api.rest.formats import DEFAULT, Format, response_format
+from fhir_api.store.repository import Stored
+
+logger = logging.getLogger(__name__)
+
+
+def base_url(request: HttpRequest) -> str:
+    """The FHIR base that links and Location headers are built on."""
+    return settings.FHIR_BASE_URL or request.build_absolute_uri("/fhir")
+
+
+def _format_of(request: HttpRequest | None) -> Format:
+    if request is None:
+        return DEFAULT
+    try:
+        return response_format(request)
+    except NotAcceptable:
+        return DEFAULT  # the error about the format itself still has to be readable
+
+
+def render(request: HttpRequest, content: dict[str, Any], status: int = 200, **headers: str) -> HttpResponse:
+    fmt = response_format(request)
+    response = HttpResponse(fmt.render(content), status=status, content_type=fmt.content_type)
+    for key, value in headers.items():
+        response[key.replace("_", "-")] = value
+    return response
+
+
+def version_headers(stored: Stored) -> dict[str, str]:
+    return {"ETag": stored.etag, "Last-Modified": http_date(stored.last_updated.timestamp())}
+
+
+def resource_response(
+    request: HttpRequest,
+    stored: Stored,
+    *,
+    status: int = 200,
+    location: bool = False,
+    prefer: str | None = None,
+) -> HttpResponse:
+    """One resource version, honouring _format/_pretty/_summary/_elements and Prefer."""
+    fmt = response_format(request)
+    headers = version_headers(stored)
+    if location:
+        headers["Location"] = f"{base_url(request)}/{stored.reference}/_history/{stored.version_id}"
+    if prefer == "minimal":
+        body, content_type = b"", None
+    elif prefer == "OperationOutcome":
+        outcome = {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "information", "code": "informational",
+                       "diagnostics": f"{stored.reference} version {stored.version_id} stored"}],
+        }
+        body, content_type = fmt.render(outcome), fmt.content_type
+    else:
+        summary, elements = subsetting.subset_params(request.GET)
+        if fmt == DEFAULT and not elements and summary in (None, "false"):
+            body = stored.data.encode()  # the stored bytes, untouched
+        else:
+            body = fmt.render(subsetting.apply(stored.content, summary, elements))
+        content_type = fmt.content_type
+    response = HttpResponse(body, status=status, content_type=content_type)
+    for key, value in headers.items():
+        response[key] = value
+    return response
+
+
+def outcome_response(request: HttpRequest | None, error: FhirError) -> HttpResponse:
+    fmt = _format_of(request)
+    response = HttpResponse(fmt.render(error.outcome()), status=error.status, content_type=fmt.content_type)
+    for key, value in error.headers.items():
+        response[key] = value
+    return response
+
+
+def bundle_body(request: HttpRequest, bundle: dict[str, Any]) -> HttpResponse:
+    """A Bundle whose entries may hold stored JSON as `orjson.Fragment`s (no re-parsing)."""
+    fmt = response_format(request)
+    if fmt.xml or fmt.pretty:
+        bundle = jsonio.loads(jsonio.dumps(bundle))  # fragments to plain values for XML/pretty
+    return HttpResponse(fmt.render(bundle), content_type=fmt.content_type)
+
+
+def from_drf(exc: Exception) -> FhirError | None:
+    """DRF raises its own exceptions for routing-level failures; speak FHIR for them."""
+    if isinstance(exc, drf_exceptions.MethodNotAllowed):
+        return MethodNotAllowed(str(exc.detail))
+    if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
+        return Unauthorized(str(exc.detail))
+    if isinstance(exc, drf_exceptions.PermissionDenied):
+        return Forbidden(str(exc.detail))
+    if isinstance(exc, drf_exceptions.UnsupportedMediaType):
+        return UnsupportedMediaType(str(exc.detail))
+    if isinstance(exc, drf_exceptions.NotAcceptable):
+        return NotAcceptable(str(exc.detail))
+    if isinstance(exc, drf_exceptions.ParseError):
+        return BadRequest(str(exc.detail), code="structure")
+    if isinstance(exc, drf_exceptions.APIException):
+        return FhirError(str(exc.detail), status=exc.status_code, code="exception")
+    return None
+
+
+def exception_handler(exc: Exception, context: dict) -> Any:
+    """DRF's EXCEPTION_HANDLER: every failure leaves as an OperationOutcome."""
+    error = exc if isinstance(exc, FhirError) else from_drf(exc)
+    if error is None:
+        # A bug, not a client error: log the traceback, answer 500 as FHIR does.
+        logger.exception("unhandled error in FHIR request", exc_info=exc)
+        error = FhirError("Internal server error", status=500, code="exception")
+    request = context.get("request")
+    return outcome_response(request, error)
