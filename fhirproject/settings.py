@@ -6,6 +6,7 @@ from pathlib import Path
 import dj_database_url
 
 from fhirproject.env import env_bool, env_int, env_list, env_str
+from fhirproject.signing_key import load_signing_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -122,6 +123,54 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
+
+# -- SMART on FHIR / OAuth 2.0 (django-oauth-toolkit, extended through its hooks) ----------
+# https://hl7.org/fhir/smart-app-launch/ ; smart_auth owns the models and the validator.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "smart_auth.Client"
+# DOT's own token models, named so migrations can refer to them as swappable models.
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+SMART_SIGNING_KEY, SMART_SIGNING_KEY_IS_DEV = load_signing_key(
+    env_str("SMART_SIGNING_KEY", ""), env_str("SMART_SIGNING_KEY_FILE", ""), BASE_DIR / "var" / "smart-signing-key.pem"
+)
+# Seconds an access token lives (SMART: at most 3600); backend-services tokens at most 300.
+SMART_ACCESS_TOKEN_SECONDS = env_int("SMART_ACCESS_TOKEN_SECONDS", 3600)
+SMART_BACKEND_TOKEN_SECONDS = env_int("SMART_BACKEND_TOKEN_SECONDS", 300)
+SMART_REFRESH_TOKEN_SECONDS = env_int("SMART_REFRESH_TOKEN_SECONDS", 90 * 24 * 3600)
+# Backend services may register a JWKS URL; fetching one from a private, loopback or
+# link-local address is refused unless this is on (local development and tests).
+SMART_JWKS_ALLOW_PRIVATE = env_bool("SMART_JWKS_ALLOW_PRIVATE", False)
+# Origins allowed to call the FHIR API from a browser, besides those of registered apps.
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
+LOGIN_URL = "smart-login"
+
+OAUTH2_PROVIDER = {
+    "OAUTH2_VALIDATOR_CLASS": "smart_auth.validator.SmartValidator",
+    "SCOPES_BACKEND_CLASS": "smart_auth.scopes.SmartScopes",
+    "PKCE_REQUIRED": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,  # S256 only, never plain
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,  # bearer tokens in the header only
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,  # only a SHA-256 of each token is stored
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ROTATE_REFRESH_TOKEN": True,
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": SMART_ACCESS_TOKEN_SECONDS,
+    "ID_TOKEN_EXPIRE_SECONDS": SMART_ACCESS_TOKEN_SECONDS,
+    "REFRESH_TOKEN_EXPIRE_SECONDS": SMART_REFRESH_TOKEN_SECONDS,
+    "OIDC_ENABLED": True,
+    "OIDC_RSA_PRIVATE_KEY": SMART_SIGNING_KEY,
+    "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "client_credentials", "refresh_token"],
+    "OIDC_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "private_key_jwt"],
+    "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "private_key_jwt"],
+    "ALLOWED_REDIRECT_URI_SCHEMES": env_list("SMART_REDIRECT_URI_SCHEMES", ["http", "https"]),
+    "REQUEST_APPROVAL_PROMPT": "force",
+}
 
 REST_FRAMEWORK = {
     # FHIR views render their own bytes; DRF contributes routing and request parsing only.

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
+    path("auth/", include("smart_auth.urls")),
     path("fhir", include("fhir_api.rest.urls")),
     path("admin/", admin.site.urls),
 ]

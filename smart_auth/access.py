@@ -1,0 +1,236 @@
+"""From a bearer token to an access context: what this request may do, and to which data.
+
+https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html -- the granted scopes
+say which interactions (c, r, u, d, s) on which types; the level says whose data:
+`patient/` the compartment of the patient in the launch context, `user/` what the person
+may see (a Patient user: their own compartment; a RelatedPerson: the compartment of the
+patient they are related to; a Practitioner or staff member: what the scopes allow),
+`system/` everything. A v2 query (`?category=...`) narrows a scope to the resources that
+match it. This module only describes the access; fhir_search turns it into SQL, so the
+narrowing is part of every query rather than a filter applied afterwards.
+
+Looking a token up is one indexed SELECT (by the SHA-256 DOT stores instead of the token).
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from django.db import connection
+
+from fhir_api.store.errors import Forbidden, Unauthorized
+from smart_auth.scopes import ClinicalScope, ScopeError, parse_clinical
+
+REALM = 'Bearer realm="fhir"'
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One way a resource may be reached: inside a patient's compartment (or anywhere when
+    `compartment` is None) and matching a query (or any resource when empty)."""
+
+    compartment: str | None
+    query: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.compartment is None and not self.query
+
+
+EVERYTHING = (Rule(None),)
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one token allows (immutable; built once per request)."""
+
+    scopes: tuple[ClinicalScope, ...]
+    scope: str = ""  # the granted scope string, as the token response said it
+    patient: str | None = None  # the launch context patient's id
+    encounter: str | None = None
+    fhir_user: str | None = None  # e.g. "Practitioner/12"
+    # The patient id a person is limited to under user/ scopes; "" when user/ scopes give
+    # nothing (a person with no FHIR identity who is not staff); None when not limited.
+    user_compartment: str | None = None
+    client_id: str = ""
+    user_id: int | None = None
+    token_id: int | None = None
+    purpose_of_use: str = ""
+    _rules: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def permits(self, resource_type: str, interaction: str) -> bool:
+        """Whether any granted scope allows this interaction on this type (compartment aside)."""
+        return bool(self.rules(resource_type, interaction))
+
+    def require(self, resource_type: str, interaction: str) -> None:
+        if not self.permits(resource_type, interaction):
+            raise Forbidden(
+                f"The access token does not allow {_VERBS.get(interaction, interaction)} on {resource_type} "
+                f"(granted: {self.scope or 'no clinical scopes'})"
+            )
+
+    def rules(self, resource_type: str, interaction: str) -> tuple[Rule, ...]:
+        """The ways `resource_type` may be reached for `interaction`; () when it may not be."""
+        key = (resource_type, interaction)
+        found = self._rules.get(key)
+        if found is None:
+            found = self._compute(resource_type, interaction)
+            self._rules[key] = found
+        return found
+
+    def _compute(self, resource_type: str, interaction: str) -> tuple[Rule, ...]:
+        out: list[Rule] = []
+        for scope in self.scopes:
+            if not scope.covers(resource_type, interaction):
+                continue
+            if scope.level == "patient":
+                if not self.patient:
+                    continue  # a patient scope without a patient in context reaches nothing
+                compartment: str | None = self.patient
+            elif scope.level == "user":
+                if self.user_compartment == "":
+                    continue
+                compartment = self.user_compartment
+            else:
+                compartment = None
+            rule = Rule(compartment, scope.query)
+            if rule.unrestricted:
+                return EVERYTHING
+            if rule not in out:
+                out.append(rule)
+        return tuple(out)
+
+    def unrestricted(self, resource_type: str, interaction: str) -> bool:
+        return self.rules(resource_type, interaction) == EVERYTHING
+
+
+_VERBS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
+
+
+def scopes_of(scope: str) -> tuple[ClinicalScope, ...]:
+    out = []
+    for item in scope.split():
+        try:
+            clinical = parse_clinical(item)
+        except ScopeError:
+            continue  # never granted (the authorization server checks); ignore defensively
+        if clinical is not None:
+            out.append(clinical)
+    return tuple(out)
+
+
+# -- token lookup ---------------------------------------------------------------------------
+
+_SQL: str | None = None
+
+
+def _lookup_sql() -> str:
+    global _SQL
+    if _SQL is None:
+        from django.contrib.auth import get_user_model
+        from oauth2_provider.models import get_access_token_model, get_application_model
+
+        from smart_auth.models import TokenContext
+
+        token = get_access_token_model()._meta.db_table
+        client = get_application_model()._meta.db_table
+        context = TokenContext._meta.db_table
+        user = get_user_model()._meta.db_table
+        _SQL = (
+            "SELECT t.id, t.expires, t.scope, t.user_id, c.client_id, c.is_active, "
+            "x.patient, x.encounter, x.fhir_user, x.purpose_of_use, u.is_active, u.is_staff "
+            f"FROM {token} t JOIN {client} c ON c.id = t.application_id "
+            f"LEFT JOIN {context} x ON x.access_token_id = t.id "
+            f"LEFT JOIN {user} u ON u.id = t.user_id "
+            "WHERE t.token_checksum = %s"
+        )
+    return _SQL
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer` header (RFC 6750 section 2.1)."""
+    if not authorization:
+        raise Unauthorized("This server requires an access token: send Authorization: Bearer <token>",
+                           headers={"WWW-Authenticate": REALM})
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise Unauthorized("The Authorization header must be 'Bearer <token>'",
+                           headers={"WWW-Authenticate": f'{REALM}, error="invalid_request"'})
+    return token
+
+
+def _invalid() -> Unauthorized:
+    return Unauthorized("The access token is invalid, expired or revoked",
+                        headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'})
+
+
+def access_for_token(token: str) -> Access:
+    """The access a bearer token gives; Unauthorized when it is unknown, expired or revoked."""
+    checksum = hashlib.sha256(token.encode()).hexdigest()
+    with connection.cursor() as cursor:
+        cursor.execute(_lookup_sql(), [checksum])
+        row = cursor.fetchone()
+    if row is None:
+        raise _invalid()
+    (token_id, expires, scope, user_id, client_id, client_active,
+     patient, encounter, fhir_user, purpose, user_active, user_staff) = row
+    if isinstance(expires, str):  # SQLite returns text for a raw SELECT
+        expires = datetime.fromisoformat(expires)
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=timezone.utc)
+    if expires <= datetime.now(timezone.utc) or not client_active:
+        raise _invalid()
+    if user_id is not None and not user_active:
+        raise _invalid()  # the person's account was disabled after the token was issued
+    user_compartment = None
+    if user_id is not None:
+        user_compartment = _user_compartment(fhir_user or "", bool(user_staff))
+    return Access(
+        scopes=scopes_of(scope or ""),
+        scope=scope or "",
+        patient=patient or None,
+        encounter=encounter or None,
+        fhir_user=fhir_user or None,
+        user_compartment=user_compartment,
+        client_id=client_id,
+        user_id=user_id,
+        token_id=token_id,
+        purpose_of_use=purpose or "",
+    )
+
+
+def _user_compartment(fhir_user: str, staff: bool) -> str | None:
+    """The patient a person's user/ scopes are limited to (see Access.user_compartment)."""
+    kind, _, ident = fhir_user.partition("/")
+    if kind == "Patient":
+        return ident
+    if kind == "RelatedPerson":
+        return _related_patient(ident)
+    if kind == "Practitioner" or (not fhir_user and staff):
+        return None
+    return ""  # fail closed: nobody in particular sees nothing through user/ scopes
+
+
+_RELATED: dict[str, tuple[float, str]] = {}
+_RELATED_TTL = 30.0
+
+
+def _related_patient(related_person_id: str) -> str:
+    """RelatedPerson.patient's id (cached briefly: it is read on every request of the person)."""
+    hit = _RELATED.get(related_person_id)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    from fhir_api.store import repository
+    from fhir_api.store.errors import FhirError
+
+    try:
+        reference = repository.read("RelatedPerson", related_person_id).content.get("patient", {}).get("reference", "")
+    except FhirError:
+        reference = ""
+    kind, _, ident = reference.rpartition("/")
+    patient = ident if kind.endswith("Patient") and ident else ""
+    _RELATED[related_person_id] = (time.monotonic() + _RELATED_TTL, patient)
+    return patient

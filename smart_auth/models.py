@@ -1,0 +1,131 @@
+"""What SMART on FHIR stores beside django-oauth-toolkit's tables.
+
+https://hl7.org/fhir/smart-app-launch/ -- a registered app (`Client`, DOT's swappable
+Application with SMART's extra registration data), the FHIR resource a person is
+(`FhirUserLink`, their `fhirUser`), an EHR launch (`Launch`), and the launch context that
+travels from the authorize screen through the code (`GrantContext`) into each token
+(`TokenContext`). Token and code values are never stored here: DOT keeps only their SHA-256
+(COMPLIANT_BCP_RFC9700_TOKEN_STORAGE), and a launch value is stored as its SHA-256 too.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from oauth2_provider.models import AbstractApplication
+from oauth2_provider.settings import oauth2_settings
+
+
+def digest(value: str) -> str:
+    """The SHA-256 under which a bearer value (launch, assertion id) is stored."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class Client(AbstractApplication):
+    """A registered SMART app: DOT's Application plus what SMART registration needs."""
+
+    # Space-separated scopes the app may be granted; blank: any scope of its kind
+    # (user/patient/launch/openid scopes for people's apps, system/ scopes for services).
+    allowed_scopes = models.TextField(blank=True)
+    # Backend services: the app's public keys (a JWKS document) or where to fetch them.
+    jwks = models.TextField(blank=True)
+    jwks_uri = models.URLField(max_length=2000, blank=True)
+    launch_uri = models.URLField(max_length=2000, blank=True)
+    is_active = models.BooleanField(default=True)
+    access_token_lifetime = models.PositiveIntegerField(default=3600)
+    refresh_token_lifetime = models.PositiveIntegerField(default=90 * 24 * 3600)
+    # Purpose of use (v3 ActReason code) recorded on the app's tokens unless they carry one.
+    purpose_of_use = models.CharField(max_length=64, blank=True)
+    # May ask for ETREAT (break-the-glass); see the consent issue.
+    break_glass = models.BooleanField(default=False)
+
+    class Meta(AbstractApplication.Meta):
+        swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
+        verbose_name = "client app"
+
+    @property
+    def is_public(self) -> bool:
+        return self.client_type == AbstractApplication.CLIENT_PUBLIC
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.allowed_scopes.split()
+
+
+class FhirUserLink(models.Model):
+    """The FHIR resource a Django user is: Patient/ID, Practitioner/ID or RelatedPerson/ID."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="fhir_user")
+    resource_type = models.CharField(max_length=64)
+    logical_id = models.CharField(max_length=64)
+
+    @property
+    def reference(self) -> str:
+        return f"{self.resource_type}/{self.logical_id}"
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.reference}"
+
+
+class Launch(models.Model):
+    """An EHR launch: the opaque `launch` value an EHR hands an app, bound to its context."""
+
+    value_digest = models.CharField(max_length=64, unique=True)
+    patient = models.CharField(max_length=64, blank=True)
+    encounter = models.CharField(max_length=64, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField()
+
+
+class LaunchContextFields(models.Model):
+    """The context a grant carries to its tokens (token response fields and enforcement)."""
+
+    patient = models.CharField(max_length=64, blank=True)
+    encounter = models.CharField(max_length=64, blank=True)
+    fhir_context = models.JSONField(default=list, blank=True)
+    need_patient_banner = models.BooleanField(default=False)
+    smart_style_url = models.CharField(max_length=2000, blank=True)
+    # The person's FHIR resource (Patient/1, Practitioner/2) when the token acts for one.
+    fhir_user = models.CharField(max_length=140, blank=True)
+    purpose_of_use = models.CharField(max_length=64, blank=True)
+    # online_access: the token dies with the sign-in session it came from.
+    online = models.BooleanField(default=False)
+    session_key = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        abstract = True
+
+    CONTEXT_FIELDS = (
+        "patient", "encounter", "fhir_context", "need_patient_banner", "smart_style_url",
+        "fhir_user", "purpose_of_use", "online", "session_key",
+    )
+
+    def context(self) -> dict:
+        return {name: getattr(self, name) for name in self.CONTEXT_FIELDS}
+
+
+class GrantContext(LaunchContextFields):
+    """What the person chose on the authorize screen, kept with the authorization code."""
+
+    grant = models.OneToOneField(oauth2_settings.GRANT_MODEL, on_delete=models.CASCADE,
+                                 related_name="smart_context")
+
+
+class TokenContext(LaunchContextFields):
+    """The launch context of one access token (copied to the tokens a refresh makes)."""
+
+    access_token = models.OneToOneField(oauth2_settings.ACCESS_TOKEN_MODEL, on_delete=models.CASCADE,
+                                        related_name="smart_context")
+
+
+class UsedAssertion(models.Model):
+    """A client assertion's `jti`, kept until the assertion expires, so it is never accepted twice."""
+
+    client_id = models.CharField(max_length=100)
+    jti_digest = models.CharField(max_length=64)
+    expires = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client_id", "jti_digest"], name="assertion_once")]
