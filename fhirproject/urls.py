@@ -1,4 +1,4 @@
-"""Root URLs: the FHIR API under /fhir, OAuth under /o, the staff admin under /admin."""
+"""Root URLs: the FHIR API under /fhir, the SMART/OAuth server under /auth, the staff admin under /admin."""
 from django.contrib import admin
 from django.urls import include, path
 
