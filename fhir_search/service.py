@@ -19,24 +19,22 @@ from django.db.models import Q, QuerySet, Subquery
 
 from fhir_api.store import jsonio, subsetting
 from fhir_api.store.models import Resource
-from fhir_search import compartments, stored_params
+from fhir_search import access, compartments, stored_params
 from fhir_search.params import Env
 from fhir_search.query.build import any_of, clause_condition, driver_of
 from fhir_search.query.include import ROW_FIELDS, Row, included
 from fhir_search.query.paging import Cursor, key_name, ordering, seek, sort_expression
 from fhir_search.query.parse import SearchRequest, parse_request, parse_types
 
-Narrow = Callable[[QuerySet], QuerySet]
-
-
 def matches(
     request: SearchRequest,
     env: Env,
     compartment: tuple[str, str] | None = None,
-    narrow: Narrow | None = None,
     every_row: bool = False,
+    interaction: str = "s",
 ) -> QuerySet:
-    """Every current resource matching the request, as one (lazy) queryset.
+    """Every current resource matching the request, as one (lazy) queryset, narrowed to what
+    the current access reaches for `interaction` (fhir_search.access).
 
     `every_row`: the caller reads all matches (count, sort), see build.driver_of.
     """
@@ -44,6 +42,9 @@ def matches(
     types = request.types
     if types is not None:
         qs = qs.filter(resource_type=types[0]) if len(types) == 1 else qs.filter(resource_type__in=types)
+    visible = access.condition(types, interaction)
+    if visible is not None:
+        qs = qs.filter(visible)
     driver = driver_of(request.clauses, every_row)
     if compartment is not None:  # one resource's compartment: selective, it drives the query
         comp_type, comp_id = compartment
@@ -51,8 +52,6 @@ def matches(
         driver = None
     for i, clause in enumerate(request.clauses):
         qs = qs.filter(clause_condition(clause, env, driver=i == driver))
-    if narrow is not None:
-        qs = narrow(qs)
     return qs
 
 
@@ -123,15 +122,15 @@ def search_bundle(
     params: list[tuple[str, str]],
     strict: bool = False,
     compartment: tuple[str, str] | None = None,
-    narrow: Narrow | None = None,
 ) -> dict[str, Any]:
     """A searchset Bundle for a type, system (`_type`) or compartment search.
 
     `path` is where the links point (e.g. "Patient", "Patient/1/Observation", "" for the
-    system base); `narrow` lets the access layer filter every resource query in SQL.
+    system base). Every resource query (page, count, chains, `_has`, includes) is narrowed
+    to what the current access reaches.
     """
     stored_params.ensure_current()
-    env = Env(base=base)
+    env = Env(base=base, visible=access.visible_for("s"))
     leading: list[tuple[str, str]] = []
     if resource_type is not None:
         types: tuple[str, ...] | None = (resource_type,)
@@ -142,11 +141,11 @@ def search_bundle(
         if types:
             leading.append(("_type", ",".join(types)))
     request = parse_request(types, params, strict=strict, env=env)
-    qs = matches(request, env, compartment, narrow, every_row=bool(request.sort))
+    qs = matches(request, env, compartment, every_row=bool(request.sort))
     kept = leading + request.kept
 
     def counted() -> QuerySet:
-        return matches(request, env, compartment, narrow, every_row=True)
+        return matches(request, env, compartment, every_row=True)
 
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if request.summary == "count" or request.count == 0:
@@ -194,7 +193,7 @@ def search_bundle(
     found = [Row(*r[:4]) for r in rows]
     entries = [_entry(base, r, "match", request) for r in found]
     if request.includes and found:
-        entries.extend(_entry(base, r, "include", request) for r in included(found, request.includes, narrow))
+        entries.extend(_entry(base, r, "include", request) for r in included(found, request.includes, _include_narrowing()))
     if request.ignored:
         entries.append(outcome_entry(request.ignored))
     if entries:  # FHIR JSON has no empty arrays
@@ -202,11 +201,21 @@ def search_bundle(
     return bundle
 
 
-def match(resource_type: str, params: list[tuple[str, str]], limit: int = 2) -> list[str]:
-    """Logical ids of resources matching a conditional create/update/delete (strict parsing)."""
+def _include_narrowing() -> Callable[[QuerySet], QuerySet] | None:
+    """Included resources are read, so they are narrowed as reads of their own types."""
+    visible = access.condition(None, "r")
+    if visible is None:
+        return None
+    return lambda qs: qs.filter(visible)
+
+
+def match(resource_type: str, params: list[tuple[str, str]], limit: int = 2, interaction: str = "s") -> list[str]:
+    """Logical ids of resources matching a conditional create/update/delete (strict parsing),
+    among those the current access reaches for `interaction`."""
     from django.conf import settings
 
     stored_params.ensure_current()
-    request = parse_request((resource_type,), params, strict=True, env=Env(base=settings.FHIR_BASE_URL))
-    qs = matches(request, Env(base=settings.FHIR_BASE_URL))
+    env = Env(base=settings.FHIR_BASE_URL, visible=access.visible_for("s"))
+    request = parse_request((resource_type,), params, strict=True, env=env)
+    qs = matches(request, env, interaction=interaction)
     return list(qs.order_by("id").values_list("logical_id", flat=True)[:limit])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -24,6 +25,11 @@ from fhir_api.store.errors import Forbidden, Unauthorized
 from smart_auth.scopes import ClinicalScope, ScopeError, parse_clinical
 
 REALM = 'Bearer realm="fhir"'
+
+
+# The access of the request being served (None: authentication is off). Set by the REST
+# floor after checking the token; read by fhir_search when it builds SQL.
+current: ContextVar[Access | None] = ContextVar("fhir_access", default=None)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,13 @@ class FhirClient:
         return self.client.delete("/fhir" + path, **self._headers(headers or {}))
 
 
+@pytest.fixture(autouse=True)
+def _auth_off_unless_asked(request, settings):
+    """FHIR semantics are tested with authentication off (as `make run` serves); tests of
+    SMART enforcement turn it on with the `auth_on` marker or by setting it themselves."""
+    settings.FHIR_AUTH_REQUIRED = request.node.get_closest_marker("auth_on") is not None
+
+
 @pytest.fixture
 def fhir(client) -> FhirClient:
     return FhirClient(client)

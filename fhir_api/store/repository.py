@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -262,6 +264,8 @@ def write(
             data=row.data,
         )
         resource_written.send(sender=Resource, resource=row, content=content)
+        if content is not None:
+            _check_guard([(row, created)])
         return Written(_stored(row, method), created)
 
 
@@ -340,7 +344,33 @@ def create_many(items: list[tuple[str, str, dict[str, Any]]]) -> list[Written]:
                 for row in rows
             ])
         resources_written.send(sender=Resource, items=[(row, item[2]) for row, item in zip(rows, items, strict=True)])
+        _check_guard([(row, True) for row in rows])
     return [Written(_stored(row, "POST"), True) for row in rows]
+
+
+# -- the write guard ----------------------------------------------------------------------
+# Who may write what is decided above the store (the REST floor knows the token); the store
+# only promises to ask. A guard sees each written row after its index rows exist, inside
+# the write's transaction, so it can check the new version with the same SQL that narrows
+# reads; raising rolls the whole write back. `created`: a new resource (or one restored).
+WriteGuard = Callable[[list[tuple[Resource, bool]]], None]
+_guard: ContextVar[WriteGuard | None] = ContextVar("write_guard", default=None)
+
+
+@contextmanager
+def guarded(guard: WriteGuard | None) -> Iterator[None]:
+    """Run writes under `guard` (None: no guard) for the duration of the block."""
+    token = _guard.set(guard)
+    try:
+        yield
+    finally:
+        _guard.reset(token)
+
+
+def _check_guard(rows: list[tuple[Resource, bool]]) -> None:
+    guard = _guard.get()
+    if guard is not None:
+        guard(rows)
 
 
 def _copy_new(rows: list[Resource], at: datetime) -> None:
@@ -393,13 +423,17 @@ def history(
     count: int,
     cursor: str | None = None,
     with_total: bool = False,
+    visible: Q | None = None,
 ) -> HistoryPage:
     """Versions newest first (http.html#history), paged by a keyset cursor.
 
     The cursor is the (lastUpdated, row id) of the last entry shown, so writes made while a
     client pages never shift or repeat entries: new versions only appear before page one.
+    `visible`: a condition on current rows (the caller's access); only their versions show.
     """
     qs = ResourceVersion.objects.all()
+    if visible is not None:
+        qs = qs.filter(resource_id__in=Resource.objects.filter(visible).values("pk"))
     if logical_id is not None:
         qs = qs.filter(resource__resource_type=resource_type, resource__logical_id=logical_id)
     elif resource_type is not None:

@@ -12,6 +12,7 @@ special), each one `ParamType` subclass with the same small interface:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -35,6 +36,9 @@ class Env:
 
     base: str = ""  # this server's base URL: absolute references under it are local
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    # The access filter the search is handed (fhir_search.access): the rows of a type that a
+    # chain, `_has` or `_filter` may look at; None when nothing narrows the search.
+    visible: Callable[[str], Q | None] | None = None
 
 
 class ParamType:

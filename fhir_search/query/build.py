@@ -106,6 +106,14 @@ def resources(resource_type: str) -> Q:
     return Q(resource_type=resource_type, deleted=False)
 
 
+def reachable(resource_type: str, env: Env):
+    """The current rows of a type that a chain or `_has` may look at: narrowed by the access
+    filter the search was handed, so a criterion cannot probe data the token may not see."""
+    rows = Resource.objects.filter(resources(resource_type))
+    visible = env.visible(resource_type) if env.visible is not None else None
+    return rows if visible is None else rows.filter(visible)
+
+
 def criterion_condition(
     resource_type: str | None, criterion: Criterion, values: tuple[str, ...], name: str, env: Env,
     driver: bool = True,
@@ -180,9 +188,7 @@ def _chain(
 ) -> Q:
     targets = []
     for target_type, inner in criterion.targets:
-        matching = Resource.objects.filter(resources(target_type)).filter(
-            criterion_condition(target_type, inner, values, name, env)
-        )
+        matching = reachable(target_type, env).filter(criterion_condition(target_type, inner, values, name, env))
         targets.append(Q(target_type=target_type, target_id__in=matching.values("logical_id")))
     return _having(_rows(ReferenceIndex, resource_type, criterion.param.code).filter(any_of(targets)), driver)
 
@@ -190,7 +196,7 @@ def _chain(
 def _has(
     resource_type: str | None, criterion: Has, values: tuple[str, ...], name: str, env: Env, driver: bool
 ) -> Q:
-    sources = Resource.objects.filter(resources(criterion.source)).filter(
+    sources = reachable(criterion.source, env).filter(
         criterion_condition(criterion.source, criterion.inner, values, name, env)
     )
     pointing = ReferenceIndex.objects.filter(
@@ -223,9 +229,7 @@ def _filter_comparison(
     if isinstance(criterion, Chain):
         targets = []
         for target_type, inner in criterion.targets:
-            matching = Resource.objects.filter(resources(target_type)).filter(
-                _filter_comparison(target_type, inner, comparison, env)
-            )
+            matching = reachable(target_type, env).filter(_filter_comparison(target_type, inner, comparison, env))
             targets.append(Q(target_type=target_type, target_id__in=matching.values("logical_id")))
         return _having(_rows(ReferenceIndex, resource_type, criterion.param.code).filter(any_of(targets)), False)
     assert isinstance(criterion, Plain)

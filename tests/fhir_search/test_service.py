@@ -45,32 +45,3 @@ def test_an_empty_result_has_no_entry_array():
         base="http://x/fhir", path="Patient", resource_type="Patient", params=[("gender", "male")]
     )
     assert bundle["total"] == 0 and "entry" not in bundle
-
-
-def test_narrow_filters_matches_and_includes_in_sql():
-    hidden = store({"resourceType": "Patient", "gender": "male"})
-    shown = store({"resourceType": "Patient", "gender": "male"})
-    obs = store(
-        {
-            "resourceType": "Observation",
-            "status": "final",
-            "code": {"text": "x"},
-            "subject": {"reference": f"Patient/{hidden}"},
-        }
-    )
-
-    def narrow(qs):
-        return qs.exclude(logical_id=hidden)
-
-    bundle = search_bundle(
-        base="b", path="Patient", resource_type="Patient", params=[("gender", "male")], narrow=narrow
-    )
-    assert [e["fullUrl"].rsplit("/", 1)[1] for e in bundle["entry"]] == [shown]
-    bundle = search_bundle(
-        base="b",
-        path="Observation",
-        resource_type="Observation",
-        params=[("_include", "Observation:subject")],
-        narrow=narrow,
-    )
-    assert [e["fullUrl"].rsplit("/", 1)[1] for e in bundle["entry"]] == [obs]

@@ -65,6 +65,12 @@ class Operation:
     handler: Handler
     affects_state: bool  # POST only when true (operations.html#executing)
     definition: str | None  # canonical URL of its OperationDefinition
+    # The SMART permission (r, u, ...) the token needs on the operation's target type (and,
+    # at instance level, on that resource); None: any valid token (e.g. $validate, which
+    # reads nothing). `everything`: it acts on all data, so only a token whose scopes reach
+    # every resource unrestricted may call it (e.g. $reindex).
+    permission: str | None = None
+    everything: bool = False
 
 
 _REGISTRY: dict[str, list[Operation]] = {}
@@ -77,10 +83,12 @@ def operation(
     types: tuple[str, ...] | None = None,
     affects_state: bool = False,
     definition: str | None = None,
+    permission: str | None = None,
+    everything: bool = False,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         op = Operation(name, frozenset(levels), frozenset(types) if types else None, handler, affects_state,
-                       definition)
+                       definition, permission, everything)
         _REGISTRY.setdefault(name, []).append(op)
         return handler
 

@@ -49,7 +49,7 @@ from fhir_api.rest.operations import Invocation, operation
 from fhir_api.rest.responses import base_url, bundle_body
 from fhir_api.store.structure import resource_types
 from fhir_api.rest.views.base import prefer
-from fhir_search import compartments
+from fhir_search import access, compartments
 from fhir_search.models import DateIndex, ReferenceIndex
 from fhir_search.query.build import any_of
 from fhir_search.query.include import ROW_FIELDS, Row
@@ -241,6 +241,9 @@ def _filters(ask: _Ask) -> Q:
         q &= Q(last_updated__gte=ask.since)
     if ask.care is not None:
         q &= _care_condition(ask)
+    visible = access.condition(tuple(ask.types) if ask.types is not None else None, "r")
+    if visible is not None:  # the token's reach (fhir_search.access), part of the same SQL
+        q &= visible
     return q
 
 
@@ -327,6 +330,9 @@ def _included(ask: _Ask, page: list[Row], bound: int) -> tuple[list[Row], bool]:
         .filter(targets(pairs, "resource_type", "logical_id"))
         .exclude(_match_condition(ask))
     )
+    visible = access.condition(None, "r")
+    if visible is not None:
+        qs = qs.filter(visible)
     return [Row(*r) for r in qs.order_by("id").values_list(*ROW_FIELDS)[:limit]], truncated
 
 
@@ -381,13 +387,13 @@ def _everything(invocation: Invocation, compartment: str) -> HttpResponse:
     return bundle_body(invocation.request, bundle)
 
 
-@operation("everything", levels=("type", "instance"), types=("Patient",),
+@operation("everything", levels=("type", "instance"), types=("Patient",), permission="r",
            definition="http://hl7.org/fhir/OperationDefinition/Patient-everything")
 def patient_everything(invocation: Invocation) -> HttpResponse:
     return _everything(invocation, "Patient")
 
 
-@operation("everything", levels=("instance",), types=("Encounter",),
+@operation("everything", levels=("instance",), types=("Encounter",), permission="r",
            definition="http://hl7.org/fhir/OperationDefinition/Encounter-everything")
 def encounter_everything(invocation: Invocation) -> HttpResponse:
     return _everything(invocation, "Encounter")

@@ -79,7 +79,7 @@ def _in_use(resource_type: str | None) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if v}
 
 
-@operation("meta", levels=("system", "type", "instance"),
+@operation("meta", levels=("system", "type", "instance"), permission="r",
            definition="http://hl7.org/fhir/OperationDefinition/Resource-meta")
 def meta(invocation: Invocation) -> HttpResponse:
     if invocation.level == "instance":
@@ -167,13 +167,13 @@ def _change(invocation: Invocation, name: str, change: Any) -> HttpResponse:
     return render(invocation.request, _parameters(written.stored.content["meta"]))
 
 
-@operation("meta-add", levels=("instance",), affects_state=True,
+@operation("meta-add", levels=("instance",), affects_state=True, permission="u",
            definition="http://hl7.org/fhir/OperationDefinition/Resource-meta-add")
 def meta_add(invocation: Invocation) -> HttpResponse:
     return _change(invocation, "meta-add", added)
 
 
-@operation("meta-delete", levels=("instance",), affects_state=True,
+@operation("meta-delete", levels=("instance",), affects_state=True, permission="u",
            definition="http://hl7.org/fhir/OperationDefinition/Resource-meta-delete")
 def meta_delete(invocation: Invocation) -> HttpResponse:
     return _change(invocation, "meta-delete", removed)

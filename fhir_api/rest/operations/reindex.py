@@ -49,7 +49,7 @@ def _types(invocation: Invocation) -> list[str]:
     return types
 
 
-@operation("reindex", levels=("system", "type"), affects_state=True)
+@operation("reindex", levels=("system", "type"), affects_state=True, permission="u", everything=True)
 def reindex(invocation: Invocation) -> HttpResponse:
     progress = run_reindex(
         _types(invocation),

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from rest_framework.viewsets import ViewSet
 
+from fhir_api.rest import authorization
 from fhir_api.rest.responses import exception_handler
 from fhir_api.store.errors import BadRequest
 
@@ -26,6 +27,8 @@ class FhirViewSet(ViewSet):
     authentication_classes: list = []
     permission_classes: list = []
     throttle_classes: list = []
+    # Actions anyone may call without a token (the CapabilityStatement).
+    public_actions: frozenset[str] = frozenset()
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         self.args, self.kwargs, self.request = args, kwargs, request
@@ -35,7 +38,10 @@ class FhirViewSet(ViewSet):
             handler = getattr(self, request.method.lower(), None) if request.method else None
             if handler is None or request.method.lower() not in self.http_method_names:
                 handler = self.http_method_not_allowed
-            return handler(request, *args, **kwargs)
+            public = getattr(self, "action_map", {}).get(request.method.lower()) in self.public_actions
+            access = None if public else authorization.authenticate(request)
+            with authorization.serving(request, access):
+                return handler(request, *args, **kwargs)
         except Exception as exc:
             return self.handle_exception(exc)
 

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from fhir_api.store import repository
 from fhir_api.store.datetimes import parse_instant, parse_range
 from fhir_api.store.errors import BadRequest
+from fhir_api.rest import authorization
 from fhir_api.rest.responses import base_url, bundle_body
 from fhir_api.rest.views.base import count_param
 
@@ -33,6 +34,7 @@ def history_bundle(
         count=count,
         cursor=query.get("_cursor"),
         with_total=logical_id is not None,
+        visible=authorization.visible_condition(request, (resource_type,) if resource_type else None, "r"),
     )
     base = base_url(request)
     kept = [(k, v) for k in _HISTORY_PARAMS for v in query.getlist(k)]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.utils.http import parse_http_date_safe
 
-from fhir_api.rest import formats
+from fhir_api.rest import authorization, formats
 from fhir_api.store import patch as fhir_patch, repository
 from fhir_api.store.errors import BadRequest, NotFound
 from fhir_api.rest.responses import resource_response, version_headers
@@ -52,6 +52,7 @@ def patch_function(request: HttpRequest) -> Callable[[dict], dict]:
 class InstanceViewSet(FhirViewSet):
     def read(self, request: HttpRequest, resource_type: str, logical_id: str) -> HttpResponse:
         repository.check_type(resource_type)
+        authorization.require_visible(request, resource_type, logical_id, "r")
         stored = repository.read(resource_type, logical_id)
         if _not_modified(request, stored):
             return _not_modified_response(stored)
@@ -61,6 +62,7 @@ class InstanceViewSet(FhirViewSet):
         repository.check_type(resource_type)
         if not version_id.isdigit():
             raise BadRequest(f"'{version_id}' is not a version id")
+        authorization.require_visible(request, resource_type, logical_id, "r")
         stored = repository.vread(resource_type, logical_id, int(version_id))
         if _not_modified(request, stored):
             return _not_modified_response(stored)
@@ -68,15 +70,19 @@ class InstanceViewSet(FhirViewSet):
 
     def update(self, request: HttpRequest, resource_type: str, logical_id: str) -> HttpResponse:
         repository.check_type(resource_type)
+        authorization.require_writable(request, resource_type, logical_id, "u")
         content = formats.parse_body(request)
         return written_response(request, repository.update(resource_type, logical_id, content, if_match=if_match(request)))
 
     def patch(self, request: HttpRequest, resource_type: str, logical_id: str) -> HttpResponse:
         repository.check_type(resource_type)
+        authorization.require_writable(request, resource_type, logical_id, "u")
         written = repository.patch(resource_type, logical_id, patch_function(request), if_match=if_match(request))
         return written_response(request, written)
 
     def delete(self, request: HttpRequest, resource_type: str, logical_id: str) -> HttpResponse:
+        repository.check_type(resource_type)
+        authorization.require_writable(request, resource_type, logical_id, "d")
         written = repository.delete(resource_type, logical_id, if_match=if_match(request))
         response = HttpResponse(status=204)
         if written is not None and written.changed:
@@ -85,6 +91,7 @@ class InstanceViewSet(FhirViewSet):
 
     def history(self, request: HttpRequest, resource_type: str, logical_id: str) -> HttpResponse:
         repository.check_type(resource_type)
+        authorization.require_visible(request, resource_type, logical_id, "r")
         if repository.current_version(resource_type, logical_id) is None:
             raise NotFound(f"{resource_type}/{logical_id} is not known")
         return history_bundle(request, f"{resource_type}/{logical_id}/_history", resource_type, logical_id)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
-from fhir_api.rest import formats, operations
+from fhir_api.rest import authorization, formats, operations
 from fhir_api.store import repository
-from fhir_api.store.errors import MethodNotAllowed
+from fhir_api.store.errors import Forbidden, MethodNotAllowed
 from fhir_api.rest.views.base import FhirViewSet
 
 
@@ -18,6 +18,7 @@ def _invoke(request: HttpRequest, name: str, level: str, resource_type: str | No
     if resource_type is not None:
         repository.check_type(resource_type)
     op = operations.find(name, level, resource_type)
+    _authorize(request, op, resource_type, logical_id)
     resource = None
     if request.method == "POST" and request.body.strip():
         body = formats.parse_body(request)
@@ -33,6 +34,24 @@ def _invoke(request: HttpRequest, name: str, level: str, resource_type: str | No
         parameters = operations.parameters_from_query(request.GET)
     invocation = operations.Invocation(request, level, resource_type, logical_id, parameters, resource)
     return op.handler(invocation)
+
+
+def _authorize(request: HttpRequest, op: operations.Operation, resource_type: str | None,
+               logical_id: str | None) -> None:
+    access = getattr(request, "access", None)
+    if access is None:
+        return
+    if op.everything and not access.unrestricted("*", op.permission or "r"):
+        raise Forbidden(f"${op.name} needs a token whose scopes reach all data (e.g. system/*.cruds)")
+    if op.permission is None:
+        return
+    if logical_id is not None and resource_type is not None:
+        if op.permission == "r":
+            authorization.require_visible(request, resource_type, logical_id, "r")
+        else:
+            authorization.require_writable(request, resource_type, logical_id, op.permission)
+    else:
+        authorization.require(request, resource_type or "*", op.permission)
 
 
 class OperationViewSet(FhirViewSet):

@@ -12,8 +12,10 @@ from django.http import HttpRequest, HttpResponse
 
 from fhir_api.store import repository
 from fhir_api.store.errors import UnsupportedMediaType
+from fhir_api.rest import authorization
 from fhir_api.rest.responses import base_url, bundle_body
 from fhir_api.rest.views.base import FhirViewSet, prefer
+from fhir_search.query.parse import parse_types
 from fhir_search.service import search_bundle
 
 _FORM = "application/x-www-form-urlencoded"
@@ -37,6 +39,7 @@ def _strict(request: HttpRequest) -> bool:
 class SearchViewSet(FhirViewSet):
     def search_type(self, request: HttpRequest, resource_type: str) -> HttpResponse:
         repository.check_type(resource_type)
+        authorization.require(request, resource_type, "s")
         bundle = search_bundle(
             base=base_url(request), path=resource_type, resource_type=resource_type,
             params=search_params(request), strict=_strict(request),
@@ -44,9 +47,11 @@ class SearchViewSet(FhirViewSet):
         return bundle_body(request, bundle)
 
     def search_system(self, request: HttpRequest) -> HttpResponse:
+        params = search_params(request)
+        for resource_type in parse_types(params, strict=False) or ():  # named types must be allowed
+            authorization.require(request, resource_type, "s")
         bundle = search_bundle(
-            base=base_url(request), path="", resource_type=None, params=search_params(request),
-            strict=_strict(request),
+            base=base_url(request), path="", resource_type=None, params=params, strict=_strict(request),
         )
         return bundle_body(request, bundle)
 
@@ -58,6 +63,7 @@ class SearchViewSet(FhirViewSet):
         target = None if resource_type == "*" else resource_type
         if target is not None:
             repository.check_type(target)
+            authorization.require(request, target, "s")
         bundle = search_bundle(
             base=base_url(request), path=f"{compartment_type}/{compartment_id}/{resource_type}",
             resource_type=target, params=search_params(request), strict=_strict(request),

@@ -11,6 +11,8 @@ from fhir_api.rest.views.history import history_bundle
 
 
 class SystemViewSet(FhirViewSet):
+    public_actions = frozenset({"capabilities"})
+
     def capabilities(self, request: HttpRequest) -> HttpResponse:
         mode = request.GET.get("mode", "full")
         return render(request, capability_statement(base_url(request), mode))

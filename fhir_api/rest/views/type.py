@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from fhir_api.rest import conditional, formats
+from fhir_api.rest import authorization, conditional, formats
 from fhir_api.store import repository
 from fhir_api.store.errors import BadRequest
 from fhir_api.rest.responses import resource_response
@@ -26,6 +26,7 @@ def _criteria(request: HttpRequest) -> str:
 class TypeViewSet(FhirViewSet):
     def create(self, request: HttpRequest, resource_type: str) -> HttpResponse:
         repository.check_type(resource_type)
+        authorization.require(request, resource_type, "c")
         content = formats.parse_body(request)
         criteria = request.META.get("HTTP_IF_NONE_EXIST")
         if criteria:
@@ -37,22 +38,26 @@ class TypeViewSet(FhirViewSet):
 
     def conditional_update(self, request: HttpRequest, resource_type: str) -> HttpResponse:
         repository.check_type(resource_type)
+        authorization.require(request, resource_type, "u")
         content = formats.parse_body(request)
         written = conditional.update(resource_type, content, _criteria(request), if_match=if_match(request))
         return written_response(request, written)
 
     def conditional_patch(self, request: HttpRequest, resource_type: str) -> HttpResponse:
         repository.check_type(resource_type)
+        authorization.require(request, resource_type, "u")
         written = conditional.patch(resource_type, _criteria(request), patch_function(request),
                                     if_match=if_match(request))
         return written_response(request, written)
 
     def conditional_delete(self, request: HttpRequest, resource_type: str) -> HttpResponse:
         repository.check_type(resource_type)
+        authorization.require(request, resource_type, "d")
         multiple = settings.FHIR_CONDITIONAL_DELETE_MULTIPLE or prefer(request, "handling") == "multiple-delete"
         conditional.delete(resource_type, _criteria(request), allow_multiple=multiple)
         return HttpResponse(status=204)
 
     def history(self, request: HttpRequest, resource_type: str) -> HttpResponse:
         repository.check_type(resource_type)
+        authorization.require(request, resource_type, "r")
         return history_bundle(request, f"{resource_type}/_history", resource_type)
