@@ -18,7 +18,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.urls import Resolver404, resolve
 
-from fhir_api.rest import conditional
+from fhir_api.rest import authorization, conditional
 from fhir_api.store import patch as fhir_patch, repository
 from fhir_api.store.errors import BadRequest, FhirError, NotFound, PreconditionFailed
 from fhir_api.store.structure import resource_types
@@ -324,18 +324,22 @@ def _execute(request: HttpRequest, entry: Entry) -> None:
         _written(entry, repository.create(entry.resource_type, entry.resource, logical_id=new_id))
     elif method == "PUT":
         rtype, logical_id = entry.target.split("/", 1)
+        authorization.require_writable(request, rtype, logical_id, "u")
         content = entry.resource
         if not entry.logical_id:  # conditional update: the body takes the matched id
             content = {**content, "id": logical_id}
         _written(entry, repository.update(rtype, logical_id, content, if_match=if_match))
     elif method == "PATCH":
         rtype, logical_id = entry.target.split("/", 1)
+        authorization.require_writable(request, rtype, logical_id, "u")
         _written(entry, repository.patch(rtype, logical_id, _patcher(entry), if_match=if_match))
     elif method == "DELETE":
+        authorization.require(request, entry.resource_type, "d")
         if entry.target is None:  # conditional delete that matched nothing
             entry.response = {"status": _status(204)}
             return
         rtype, logical_id = entry.target.split("/", 1)
+        authorization.require_writable(request, rtype, logical_id, "d")
         written = repository.delete(rtype, logical_id, if_match=if_match)
         entry.response = {"status": _status(204)}
         if written is not None and written.changed:

@@ -1,0 +1,159 @@
+"""A patient-context token reaches only its patient's compartment, through every door.
+
+https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html (patient/ scopes) and
+https://hl7.org/fhir/R4/compartmentdefinition-patient.html -- read, search, _include,
+_revinclude, :iterate, chains, _has, history, _summary=count, $everything, paging and
+writes must neither show nor change another patient's data. What is out of reach answers
+404 exactly as what does not exist.
+"""
+from __future__ import annotations
+
+import pytest
+
+from fhir_api.store import repository
+from tests.access_tokens import bearer, make_user, mint
+from tests.smart_enforcement.conftest import LAB, observation
+
+pytestmark = [pytest.mark.django_db, pytest.mark.auth_on]
+
+
+@pytest.fixture
+def alice_token(world):
+    return bearer(mint("patient/*.cruds", patient=world["alice"]))
+
+
+def ids(response) -> list[str]:
+    assert response.status_code == 200, response.content
+    return sorted(e["resource"]["id"] for e in response.json().get("entry", [])
+                  if e.get("search", {}).get("mode") != "outcome" and "resource" in e)
+
+
+def test_read_of_another_patients_data_is_404_like_a_missing_resource(fhir, world, alice_token):
+    assert fhir.get(f"/Patient/{world['alice']}", headers=alice_token).status_code == 200
+    other = fhir.get(f"/Patient/{world['bob']}", headers=alice_token)
+    missing = fhir.get("/Patient/does-not-exist", headers=alice_token)
+    assert other.status_code == missing.status_code == 404
+    assert fhir.get(f"/Observation/{world['bob_lab']}", headers=alice_token).status_code == 404
+    assert fhir.get(f"/Observation/{world['bob_lab']}/_history/1", headers=alice_token).status_code == 404
+    assert fhir.get(f"/Observation/{world['bob_lab']}/_history", headers=alice_token).status_code == 404
+
+
+def test_resources_outside_every_compartment_are_out_of_reach(fhir, world, alice_token):
+    assert fhir.get(f"/Practitioner/{world['doc']}", headers=alice_token).status_code == 404
+    assert ids(fhir.get("/Practitioner", headers=alice_token)) == []
+
+
+def test_search_and_counts_show_only_the_patients_data(fhir, world, alice_token):
+    assert ids(fhir.get("/Observation", headers=alice_token)) == sorted([world["alice_lab"], world["alice_vital"]])
+    assert ids(fhir.get("/Patient", headers=alice_token)) == [world["alice"]]
+    count = fhir.get("/Observation", headers=alice_token, _summary="count").json()
+    assert count["total"] == 2
+    total = fhir.get("/Observation", headers=alice_token, _total="accurate", _count="1").json()
+    assert total["total"] == 2
+    assert ids(fhir.get("/", headers=alice_token, _type="Observation,Encounter")) == sorted(
+        [world["alice_lab"], world["alice_vital"], world["alice_enc"]])
+
+
+def test_paging_never_reaches_another_patient(fhir, world, alice_token):
+    seen = []
+    response = fhir.get("/Observation", headers=alice_token, _count="1")
+    while True:
+        seen += ids(response)
+        nxt = [link["url"] for link in response.json()["link"] if link["relation"] == "next"]
+        if not nxt:
+            break
+        response = fhir.client.get(nxt[0].replace("http://testserver", ""), **fhir._headers(alice_token))
+    assert sorted(seen) == sorted([world["alice_lab"], world["alice_vital"]])
+
+
+def test_include_revinclude_and_iterate_stay_in_the_compartment(fhir, world, alice_token):
+    found = ids(fhir.get("/Observation", headers=alice_token, _id=world["alice_lab"],
+                         _include="Observation:encounter"))
+    assert found == sorted([world["alice_lab"], world["alice_enc"]])
+    found = ids(fhir.get("/Patient", headers=alice_token, _revinclude="Observation:subject"))
+    assert world["bob_lab"] not in found and world["alice_lab"] in found
+    # Bob's panel has Alice's observation as a member: iterating back must not add Bob's panel.
+    found = ids(fhir.get("/Observation", headers=alice_token, _id=world["alice_lab"],
+                         **{"_revinclude:iterate": "Observation:has-member"}))
+    assert world["bob_panel"] not in found
+    found = ids(fhir.get("/Encounter", headers=alice_token, _include="Encounter:participant"))
+    assert world["doc"] not in found  # the Practitioner is not in Alice's compartment
+
+
+def test_chains_and_has_cannot_probe_another_patient(fhir, world, alice_token):
+    assert ids(fhir.get("/Observation", headers=alice_token, **{"subject:Patient.family": "Beta"})) == []
+    assert ids(fhir.get("/Observation", headers=alice_token, **{"subject:Patient.family": "Alpha"})) == sorted(
+        [world["alice_lab"], world["alice_vital"]])
+    assert ids(fhir.get("/Patient", headers=alice_token, **{"_has:Observation:subject:_id": world["bob_lab"]})) == []
+    assert ids(fhir.get("/Patient", headers=alice_token, **{"general-practitioner.family": "Careful"})) == []
+
+
+def test_history_shows_only_the_patients_versions(fhir, world, alice_token):
+    repository.update("Observation", world["bob_lab"], {**observation(world["bob"], LAB), "id": world["bob_lab"]})
+    for path in ("/Observation/_history", "/_history"):
+        bundle = fhir.get(path, headers=alice_token).json()
+        seen = {e["fullUrl"].rsplit("/", 1)[1] for e in bundle.get("entry", [])}
+        assert seen and world["bob_lab"] not in seen and world["bob"] not in seen
+
+
+def test_everything_and_compartment_search_stay_with_the_patient(fhir, world, alice_token):
+    found = ids(fhir.get(f"/Patient/{world['alice']}/$everything", headers=alice_token))
+    assert world["alice_lab"] in found and world["bob_lab"] not in found and world["doc"] not in found
+    assert fhir.get(f"/Patient/{world['bob']}/$everything", headers=alice_token).status_code == 404
+    assert ids(fhir.get(f"/Patient/{world['bob']}/Observation", headers=alice_token)) == []
+
+
+def test_a_patient_token_cannot_write_outside_the_compartment(fhir, world, alice_token):
+    created = fhir.post("/Observation", observation(world["alice"]), headers=alice_token)
+    assert created.status_code == 201
+    before = repository.read("Observation", world["bob_lab"]).version_id
+    assert fhir.post("/Observation", observation(world["bob"]), headers=alice_token).status_code == 403
+    # Moving Alice's observation to Bob, or overwriting Bob's, is refused and changes nothing.
+    moved = {**observation(world["bob"]), "id": world["alice_vital"]}
+    assert fhir.put(f"/Observation/{world['alice_vital']}", moved, headers=alice_token).status_code == 403
+    assert repository.read("Observation", world["alice_vital"]).content["subject"]["reference"].endswith(world["alice"])
+    taken = {**observation(world["alice"]), "id": world["bob_lab"]}
+    assert fhir.put(f"/Observation/{world['bob_lab']}", taken, headers=alice_token).status_code == 403
+    assert fhir.delete(f"/Observation/{world['bob_lab']}", headers=alice_token).status_code == 403
+    assert repository.read("Observation", world["bob_lab"]).version_id == before
+    patched = fhir.patch(f"/Observation/{world['alice_vital']}",
+                         [{"op": "replace", "path": "/subject/reference", "value": f"Patient/{world['bob']}"}],
+                         content_type="application/json-patch+json", headers=alice_token)
+    assert patched.status_code == 403
+
+
+def test_a_transaction_that_touches_another_patient_fails_whole(fhir, world, alice_token):
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": observation(world["alice"]), "request": {"method": "POST", "url": "Observation"}},
+        {"resource": observation(world["bob"]), "request": {"method": "POST", "url": "Observation"}},
+    ]}
+    response = fhir.post("/", bundle, headers=alice_token)
+    assert response.status_code == 403
+    assert ids(fhir.get("/Observation", headers=bearer(mint("system/*.rs")), subject=f"Patient/{world['alice']}")) \
+        == sorted([world["alice_lab"], world["alice_vital"]])
+
+
+def test_a_patient_user_sees_their_own_compartment_under_user_scopes(fhir, world):
+    person = make_user("alice")
+    token = bearer(mint("user/*.rs", user=person, fhir_user=f"Patient/{world['alice']}"))
+    assert ids(fhir.get("/Patient", headers=token)) == [world["alice"]]
+    assert fhir.get(f"/Observation/{world['bob_lab']}", headers=token).status_code == 404
+
+
+def test_a_practitioner_user_sees_what_the_scopes_allow(fhir, world):
+    person = make_user("doc")
+    token = bearer(mint("user/Patient.rs", user=person, fhir_user=f"Practitioner/{world['doc']}"))
+    assert ids(fhir.get("/Patient", headers=token)) == sorted([world["alice"], world["bob"]])
+
+
+def test_a_person_with_no_fhir_identity_gets_nothing_from_user_scopes(fhir, world):
+    token = bearer(mint("user/*.rs", user=make_user("nobody")))
+    assert fhir.get("/Patient", headers=token).status_code == 403  # fails closed
+
+
+def test_a_v2_query_restricted_scope_narrows_results_exactly(fhir, world):
+    scope = "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory"
+    token = bearer(mint(scope, patient=world["alice"]))
+    assert ids(fhir.get("/Observation", headers=token)) == [world["alice_lab"]]
+    assert fhir.get(f"/Observation/{world['alice_vital']}", headers=token).status_code == 404
+    assert fhir.get("/Observation", headers=token, _summary="count").json()["total"] == 1
