@@ -37,6 +37,7 @@ from bench.server import (
     recreate_database,
     server_env,
 )
+from bench.token import authenticated_env, mint_token
 from bench.workloads import Catalog
 
 RESULTS = ROOT / "bench" / "results"
@@ -300,8 +301,17 @@ def main(argv: list[str] | None = None) -> int:
         elif not args.no_ceilings:
             results["notes"].append("ceilings skipped: PostgreSQL not reachable at the database URL")
 
+        authenticated_target = None
+        if args.url is None and config.wants("read"):
+            env = authenticated_env(server_env(database_url))
+            token = mint_token(env)
+            secured = stack.enter_context(Gunicorn("fhirproject.wsgi:application", settings, env))
+            authenticated_target = Target(secured.url, {"Authorization": f"Bearer {token}"})
+            workloads.warm_up(authenticated_target, clients=2 * settings.workers, seconds=max(2.0, args.warmup * 2))
+
         log("workloads ...")
-        measured = run_workloads(target, catalog, config, ceiling=ceiling_target, worker_pids=pids)
+        measured = run_workloads(target, catalog, config, ceiling=ceiling_target,
+                                 authenticated=authenticated_target, worker_pids=pids)
     results["workloads"] = measured["workloads"]
     results["memory"] = measured["memory"]
     results["notes"] += measured["notes"]

@@ -33,7 +33,9 @@ _RETRYABLE = (
 class Target:
     """Where requests go: a base URL such as http://127.0.0.1:8000/fhir."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, headers: dict[str, str] | None = None) -> None:
+        # Headers sent with every request (the bearer token of an authenticated target).
+        self.headers = dict(headers or {})
         parts = urlsplit(base_url.rstrip("/"))
         if parts.scheme not in ("http", "https"):
             raise ValueError(f"{base_url!r}: only http:// and https:// URLs are supported")
@@ -77,7 +79,7 @@ class Connection:
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
     ) -> Response:
-        headers = {"Accept": FHIR_JSON, **(headers or {})}
+        headers = {"Accept": FHIR_JSON, **self.target.headers, **(headers or {})}
         if body is not None:
             headers.setdefault("Content-Type", FHIR_JSON)
         url = self.target.path(path)

@@ -12,6 +12,7 @@ INGEST_MIN = 1500.0  # resources/s
 READ_MIN = 1000.0  # requests/s at 16 clients
 READ_P99_MAX = 50.0  # ms at 16 clients
 READ_CEILING_MIN = 0.5  # of the minimal WSGI app at 16 clients
+READ_TOKEN_MIN = 0.85  # read with a valid bearer token, of the same read with auth off (issue #8)
 SEARCH_P95_MAX = 30.0  # ms at 4 clients
 COUNT_MAX = 500.0  # ms (the issue asks it over 100k matching Observations)
 MEMORY_GROWTH_MAX_PCT = 5.0  # "flat": less than this over the measured mixed phase
@@ -35,6 +36,14 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
             read_ratio[str(ours["concurrency"])] = round(ours["throughput"] / theirs["throughput"], 3)
     if read_ratio:
         out["read_vs_ceiling"] = read_ratio
+    plain = {w["concurrency"]: w for w in _by(results, "read")}
+    token_ratio = {}
+    for secured in _by(results, "read-token"):
+        open_ = plain.get(secured["concurrency"])
+        if open_ and open_["throughput"]:
+            token_ratio[str(secured["concurrency"])] = round(secured["throughput"] / open_["throughput"], 3)
+    if token_ratio:
+        out["read_token_vs_open"] = token_ratio
     return out
 
 
@@ -86,6 +95,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     ratio >= READ_CEILING_MIN,
                 )
             )
+    token_ratio = results.get("ratios", {}).get("read_token_vs_open", {})
+    if token_ratio:
+        c = "16" if "16" in token_ratio else max(token_ratio, key=int)
+        out.append(
+            _target(
+                f"read by id with a bearer token vs auth off, {c} clients",
+                f">= {READ_TOKEN_MIN:.0%} of the same read with auth off",
+                token_ratio[c],
+                token_ratio[c] >= READ_TOKEN_MIN,
+            )
+        )
     for search in _by(results, "search"):
         ok = search["p95_ms"] is not None and search["p95_ms"] < SEARCH_P95_MAX and not search["errors"]
         out.append(
@@ -201,6 +221,11 @@ def table(results: dict[str, Any]) -> str:
     r = results.get("ratios", {})
     if "ingest_vs_copy" in r:
         extra.append(f"ingest / COPY ceiling: {r['ingest_vs_copy']:.1%}")
+    if "read_token_vs_open" in r:
+        extra.append(
+            "read with a bearer token / auth off: "
+            + ", ".join(f"{c} clients {v:.0%}" for c, v in r["read_token_vs_open"].items())
+        )
     if "read_vs_ceiling" in r:
         extra.append(
             "read / minimal WSGI ceiling: "

@@ -55,6 +55,7 @@ def run_workloads(
     config: Config,
     *,
     ceiling: Target | None = None,
+    authenticated: Target | None = None,
     worker_pids: Callable[[], list[int]] | None = None,
 ) -> dict[str, Any]:
     """Workloads 2-5 and the mixed/memory phase; returns {"workloads", "memory", "notes"}."""
@@ -72,6 +73,23 @@ def run_workloads(
                 workloads.run(
                     target,
                     "read Patient|Observation/{id}",
+                    read,
+                    clients=clients,
+                    seed=config.seed,
+                    **timing,
+                ),
+            )
+    if config.wants("read") and authenticated is not None:
+        # The same reads with FHIR_AUTH_REQUIRED on and a valid bearer token (issue #8: the
+        # token check must not dominate a read).
+        read = workloads.read_operation(catalog)
+        for clients in config.read_clients:
+            _record(
+                out,
+                "read-token",
+                workloads.run(
+                    authenticated,
+                    "read by id with a bearer token",
                     read,
                     clients=clients,
                     seed=config.seed,
