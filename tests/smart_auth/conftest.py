@@ -101,7 +101,7 @@ def assertion(key: jwk.JWK, client_id: str, *, alg: str = "RS384", aud: str = TO
     body = {"iss": client_id, "sub": client_id, "aud": aud, "exp": now + 240, "jti": str(uuid.uuid4())}
     body.update(claims)
     body = {k: v for k, v in body.items() if v is not None}
-    head = {"alg": alg, "kid": key.key_id, "typ": "JWT"}
+    head = {"alg": alg, "kid": key.get("kid"), "typ": "JWT"}
     head.update(header or {})
     token = jwt.JWT(header=head, claims=body)
     token.make_signed_token(key)
@@ -181,6 +181,12 @@ def csrf_token(html: str) -> str:
 
 
 # -- fixtures --------------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _fast_hashing(settings):
+    """Client secrets and passwords are hashed like in production, just with a fast hasher."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_jwks_cache():
