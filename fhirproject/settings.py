@@ -145,7 +145,9 @@ SMART_REFRESH_TOKEN_SECONDS = env_int("SMART_REFRESH_TOKEN_SECONDS", 90 * 24 * 3
 SMART_JWKS_ALLOW_PRIVATE = env_bool("SMART_JWKS_ALLOW_PRIVATE", False)
 # Origins allowed to call the FHIR API from a browser, besides those of registered apps.
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
-LOGIN_URL = "smart-login"
+LOGIN_URL = "smart:login"
+# Where apps find the styles of the host EHR (the token response's smart_style_url); blank: none.
+SMART_STYLE_URL = env_str("SMART_STYLE_URL", "")
 
 OAUTH2_PROVIDER = {
     "OAUTH2_VALIDATOR_CLASS": "smart_auth.validator.SmartValidator",

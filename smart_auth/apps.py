@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class SmartAuthConfig(AppConfig):
     name = "smart_auth"
     verbose_name = "SMART on FHIR authorization"
+
+    def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_out
+
+        from smart_auth.signals import end_online_tokens
+
+        user_logged_out.connect(end_online_tokens, dispatch_uid="smart_auth.end_online_tokens")

@@ -44,6 +44,10 @@ class Client(AbstractApplication):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
         verbose_name = "client app"
 
+    def is_usable(self, request) -> bool:
+        """DOT's hook: a disabled client can neither get nor use tokens."""
+        return self.is_active
+
     @property
     def is_public(self) -> bool:
         return self.client_type == AbstractApplication.CLIENT_PUBLIC
@@ -129,3 +133,17 @@ class UsedAssertion(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["client_id", "jti_digest"], name="assertion_once")]
+
+
+class RedeemedCode(models.Model):
+    """An authorization code already exchanged, and what it was exchanged for.
+
+    RFC 6749 section 4.1.2: a code used twice is refused and the tokens issued from it are
+    revoked. DOT deletes the code on first use; this keeps its SHA-256 (never the code) and
+    the token family, so a replay can find and revoke everything that came from it.
+    """
+
+    code_digest = models.CharField(max_length=64, unique=True)
+    access_token_id = models.BigIntegerField(null=True)
+    token_family = models.UUIDField(null=True)
+    expires = models.DateTimeField(db_index=True)

@@ -1,5 +1,18 @@
 """The SMART authorization server's routes, mounted at /auth (the issuer is `<origin>/auth`)."""
 from __future__ import annotations
 
+from django.urls import path
+
+from smart_auth import views
+
 app_name = "smart"
-urlpatterns: list = []
+urlpatterns = [
+    path("authorize", views.AuthorizeView.as_view(), name="authorize"),
+    path("token", views.SmartTokenView.as_view(), name="token"),
+    path("introspect", views.IntrospectView.as_view(), name="introspect"),
+    path("revoke", views.SmartRevokeView.as_view(), name="revoke"),
+    path("login", views.LoginView.as_view(), name="login"),
+    path("logout", views.LogoutView.as_view(), name="logout"),
+    path("jwks", views.SmartJwksView.as_view(), name="jwks"),
+    path(".well-known/openid-configuration", views.OpenIdConfigurationView.as_view(), name="oidc-configuration"),
+]
