@@ -115,7 +115,10 @@ def _check_redirect_uri(uri: str) -> str:
     # DOT's own validator (in full_clean) checks the scheme against ALLOWED_REDIRECT_URI_SCHEMES;
     # this catches what it lets through. RFC 6749 section 3.1.2: absolute, no fragment.
     parts = urlsplit(uri)
-    if not parts.scheme or not parts.netloc or any(c.isspace() for c in uri):
+    # Native apps may use a private-use scheme (RFC 8252 section 7.1) when
+    # SMART_REDIRECT_URI_SCHEMES allows it: no host there; http(s) needs one.
+    needs_host = parts.scheme in ("http", "https")
+    if not parts.scheme or (needs_host and not parts.netloc) or any(c.isspace() for c in uri):
         raise RegistrationError(f"--redirect-uri {uri!r} is not an absolute URL")
     if parts.fragment or uri.endswith("#"):
         raise RegistrationError(f"--redirect-uri {uri!r} must not have a #fragment")

@@ -35,13 +35,13 @@ class Command(BaseCommand):
         create.add_argument("--redirect-uri", dest="redirect_uris", nargs="+", action="extend", default=[],
                             metavar="URI")
         create.add_argument("--public", action="store_true", help="a public app (no secret, PKCE only)")
-        create.add_argument("--grant-type", choices=list(registration.GRANT_TYPES),
-                            default=registration.AUTHORIZATION_CODE)
+        # Checked by the registration (not argparse choices) so a wrong value is one line too.
+        create.add_argument("--grant-type", default=registration.AUTHORIZATION_CODE,
+                            metavar="|".join(registration.GRANT_TYPES))
         create.add_argument("--scope", dest="scopes", nargs="+", action="extend", default=[], metavar="SCOPE",
                             help="scopes the app may be granted (default: any scope of its kind)")
-        keys = create.add_mutually_exclusive_group()
-        keys.add_argument("--jwks", metavar="FILE", help="a JWKS file with the app's public keys")
-        keys.add_argument("--jwks-uri", metavar="URL", help="where the app publishes its JWKS")
+        create.add_argument("--jwks", metavar="FILE", help="a JWKS file with the app's public keys")
+        create.add_argument("--jwks-uri", metavar="URL", help="where the app publishes its JWKS (or --jwks)")
         create.add_argument("--launch-uri", metavar="URI", help="the app's EHR launch URL")
         create.add_argument("--purpose-of-use", default="", metavar="CODE",
                             help="v3 ActReason code recorded on the app's tokens (e.g. TREAT)")
@@ -81,6 +81,8 @@ class Command(BaseCommand):
 
     def _create(self, options: dict[str, Any]) -> dict[str, Any]:
         jwks = None
+        if options["jwks"] and options["jwks_uri"]:
+            raise CommandError("give --jwks or --jwks-uri, not both")
         if options["jwks"]:
             try:
                 jwks = Path(options["jwks"]).read_text()
