@@ -71,3 +71,10 @@ def write_file(tmp_path: Path):
 @pytest.fixture
 def public_jwks_file(write_file) -> str:
     return write_file("jwks.json", key_set(key_pair("RSA", "rsa-1"), key_pair("EC", "ec-1")))
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Passwords and client secrets are hashed as in production, with a cheap hasher: the
+    tests prove what is hashed and checked, not PBKDF2's cost."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
