@@ -2,8 +2,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from smart_auth.discovery import smart_configuration_view
+
 urlpatterns = [
     path("auth/", include("smart_auth.urls")),
+    # Before the FHIR routes, which would read ".well-known" as a resource type.
+    path("fhir/.well-known/smart-configuration", smart_configuration_view, name="smart-configuration"),
     path("fhir", include("fhir_api.rest.urls")),
     path("admin/", admin.site.urls),
 ]

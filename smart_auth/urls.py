@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.urls import path
 
 from smart_auth import views
+from smart_auth.ehr_launch import launch_view
 
 app_name = "smart"
 urlpatterns = [
@@ -15,4 +16,5 @@ urlpatterns = [
     path("logout", views.LogoutView.as_view(), name="logout"),
     path("jwks", views.SmartJwksView.as_view(), name="jwks"),
     path(".well-known/openid-configuration", views.OpenIdConfigurationView.as_view(), name="oidc-configuration"),
+    path("launch", launch_view, name="launch"),
 ]

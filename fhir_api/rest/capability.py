@@ -9,8 +9,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
+
 from fhir_api.rest import operations
 from fhir_api.store.structure import resource_types
+from smart_auth.endpoints import endpoints
 
 SOFTWARE = {"name": "Django FHIR Server", "version": "0.1.0", "releaseDate": "2026-11-25"}
 
@@ -79,6 +82,40 @@ def _rest(search_generation: int) -> dict[str, Any]:
     }
 
 
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+
+
+def _security(base: str) -> dict[str, Any]:
+    """rest.security: SMART on FHIR (https://hl7.org/fhir/smart-app-launch/conformance.html)
+    with the same endpoints as /.well-known/smart-configuration, in R4 element order."""
+    urls = endpoints(base)
+    if settings.FHIR_AUTH_REQUIRED:
+        description = ("Every interaction except metadata and the SMART discovery document requires "
+                       "an OAuth 2.0 bearer token from this server's SMART App Launch authorization "
+                       f"server (discovery: {base}/.well-known/smart-configuration).")
+    else:
+        description = ("Authentication is off on this server (FHIR_AUTH_REQUIRED=false): no token is "
+                       "required. Its SMART App Launch authorization server still issues tokens "
+                       f"(discovery: {base}/.well-known/smart-configuration).")
+    return {
+        "extension": [{
+            "url": OAUTH_URIS,
+            "extension": [
+                {"url": name, "valueUri": urls[key]}  # type: ignore[literal-required]
+                for name, key in (("authorize", "authorize"), ("token", "token"), ("introspect", "introspect"),
+                                  ("revoke", "revoke"), ("manage", "manage"))
+            ],
+        }],
+        "cors": True,
+        "service": [{
+            "coding": [{"system": SECURITY_SERVICE, "code": "SMART-on-FHIR", "display": "SMART-on-FHIR"}],
+            "text": "OAuth2 using SMART-on-FHIR profile (see https://hl7.org/fhir/smart-app-launch/)",
+        }],
+        "description": description,
+    }
+
+
 def capability_statement(base: str, mode: str = "full") -> dict[str, Any]:
     statement: dict[str, Any] = {
         "resourceType": "CapabilityStatement",
@@ -96,5 +133,9 @@ def capability_statement(base: str, mode: str = "full") -> dict[str, Any]:
         return statement
     from fhir_search.capability import generation
 
-    statement["rest"] = [_rest(generation())]
+    rest = _rest(generation())
+    # security depends on the base URL and settings, so it joins the cached entry per call
+    # (a new dict: the cached one is shared) in its R4 place after documentation.
+    statement["rest"] = [{"mode": rest["mode"], "documentation": rest["documentation"],
+                          "security": _security(base), **rest}]
     return statement

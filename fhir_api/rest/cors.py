@@ -67,8 +67,8 @@ class CorsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path.startswith("/fhir"):
-            return self.get_response(request)
+        if not request.path.startswith("/fhir") or request.path.startswith("/fhir/.well-known/"):
+            return self.get_response(request)  # discovery documents answer CORS for any origin
         origin = request.META.get("HTTP_ORIGIN")
         allowed = bool(origin) and ORIGINS.allowed(origin)
         if request.method == "OPTIONS":

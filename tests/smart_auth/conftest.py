@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import re
 import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import django
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import ManagementUtility, call_command
 from jwcrypto import jwk, jwt
 from oauth2_provider.models import AbstractApplication
 
@@ -237,3 +242,66 @@ def service_key() -> jwk.JWK:
 def backend_service(db, service_key) -> App:
     return make_client(name="Nightly Export", grant=AbstractApplication.GRANT_CLIENT_CREDENTIALS,
                        jwks=public_jwks(service_key, ec_key("svc-ec-unused")), scopes="system/*.rs")
+
+
+# -- the command line (smart_client, smart_user, smart_launch) -----------------------------
+
+
+def run(*args: str) -> Any:
+    """Run a management command in-process (call_command) and parse its JSON output."""
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run `manage.py <args>` through Django's command-line entry point, in-process, so the
+    exit code and stderr are exactly what a script would see (and the test database is used)."""
+    # Django is set up already; setting it up again would point logging at this test's
+    # captured stderr, which is closed once the test ends.
+    monkeypatch.setattr(django, "setup", lambda *args, **kwargs: None)
+
+    def invoke(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = 0
+        try:
+            ManagementUtility(["manage.py", *args]).execute()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
+
+
+def key_pair(kty: str = "RSA", kid: str = "key-1") -> jwk.JWK:
+    if kty == "RSA":
+        return jwk.JWK.generate(kty="RSA", size=2048, kid=kid, alg="RS384", use="sig")
+    return jwk.JWK.generate(kty="EC", crv="P-384", kid=kid, alg="ES384", use="sig")
+
+
+def key_set(*keys: jwk.JWK, private: bool = False) -> dict[str, Any]:
+    return {"keys": [json.loads(k.export(private_key=private)) for k in keys]}
+
+
+@pytest.fixture
+def write_file(tmp_path: Path):
+    def write(name: str, content: Any) -> str:
+        path = tmp_path / name
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+        return str(path)
+
+    return write
+
+
+@pytest.fixture
+def public_jwks_file(write_file) -> str:
+    return write_file("jwks.json", key_set(key_pair("RSA", "rsa-1"), key_pair("EC", "ec-1")))
