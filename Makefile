@@ -5,15 +5,12 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WEB_CONCURRENCY ?= 2
-# Sync workers (behind a buffering proxy in production): each request is a new accept, so
-# requests spread evenly over the workers. Measured with `make bench` on 2 cores, they match
-# gthread's throughput and keep p99 lower: with keep-alive a client connection stays on the
-# worker that accepted it, and 16 connections ended up 15 on one worker, 1 on the other.
-# GUNICORN_WORKER_CLASS=gthread GUNICORN_THREADS=2 keeps connections alive instead.
-# `make bench` starts gunicorn with these same settings.
-GUNICORN_WORKER_CLASS ?= sync
-GUNICORN_THREADS ?= 1
-export WEB_CONCURRENCY GUNICORN_WORKER_CLASS GUNICORN_THREADS
+# Threaded workers (gunicorn.conf.py explains why): a client that trickles its request holds
+# one of GUNICORN_THREADS threads, not a whole worker. `make bench` starts gunicorn with
+# these same settings.
+GUNICORN_WORKER_CLASS ?= gthread
+GUNICORN_THREADS ?= 32
+export HOST PORT WEB_CONCURRENCY GUNICORN_WORKER_CLASS GUNICORN_THREADS
 # Local development serves without SMART unless the environment says otherwise.
 export FHIR_AUTH_REQUIRED ?= false
 
@@ -37,11 +34,12 @@ migrate: $(VENV)/.installed
 run: migrate
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# Production refuses the development DJANGO_SECRET_KEY (unless DJANGO_DEBUG is on); the
+# settings check it when `migrate` starts, so a bad setting stops here with one line.
+serve: export DJANGO_REQUIRE_SECRET_KEY = true
 serve: migrate
 	$(BIN)/python manage.py collectstatic --noinput >/dev/null
-	$(BIN)/gunicorn fhirproject.wsgi:application --bind $(HOST):$(PORT) \
-		--workers $(WEB_CONCURRENCY) --worker-class $(GUNICORN_WORKER_CLASS) --threads $(GUNICORN_THREADS) \
-		--keep-alive 5 --access-logfile - --max-requests 0
+	$(BIN)/gunicorn fhirproject.wsgi:application --config gunicorn.conf.py --access-logfile -
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)

@@ -7,6 +7,7 @@ worker class, threads), the one `make serve` uses, so their figures compare like
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -38,8 +39,8 @@ class ServeSettings:
     def from_env(cls) -> ServeSettings:
         return cls(
             workers=int(os.environ.get("WEB_CONCURRENCY", "2")),
-            worker_class=os.environ.get("GUNICORN_WORKER_CLASS", "sync"),
-            threads=int(os.environ.get("GUNICORN_THREADS", "1")),
+            worker_class=os.environ.get("GUNICORN_WORKER_CLASS", "gthread"),
+            threads=int(os.environ.get("GUNICORN_THREADS", "32")),
         )
 
     def arguments(self) -> list[str]:
@@ -100,6 +101,8 @@ def server_env(database_url: str) -> dict[str, str]:
         }
     )
     env.pop("FHIR_BASE_URL", None)
+    # Production never runs on the development key (`make serve` refuses it).
+    env.setdefault("DJANGO_SECRET_KEY", secrets.token_hex(32))
     return env
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import connection, models
 
+from fhir_api.store import statistics
 from fhir_api.store.models import Resource
 from fhir_search.extraction import Context, extractor
 from fhir_search.models import (
@@ -116,6 +117,7 @@ def insert_rows(table: type[models.Model], rows: list[dict[str, Any]]) -> None:
     """
     if not rows:
         return
+    statistics.note_written(table._meta.db_table, len(rows))
     if connection.vendor != "postgresql":
         table.objects.bulk_create([table(**row) for row in rows], batch_size=BATCH)
         return

@@ -5,19 +5,24 @@ from pathlib import Path
 
 import dj_database_url
 
-from fhirproject.env import env_bool, env_int, env_list, env_str
+from fhirproject.env import SettingError, env_bool, env_float, env_int, env_list, env_str, require
 from fhirproject.signing_key import load_signing_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG and env_bool("DJANGO_REQUIRE_SECRET_KEY", False):
-        raise RuntimeError("DJANGO_SECRET_KEY must be set in production")
-    # A development key: fine for make run and tests, never for production (see README).
-    SECRET_KEY = "dev-insecure-secret-key-change-me"
+# The key `make run` and the tests use when none is set. `make serve` sets
+# DJANGO_REQUIRE_SECRET_KEY, which refuses it (and an empty key) unless DJANGO_DEBUG is on:
+# sessions, password resets and signed values would be forgeable with a published key.
+DEVELOPMENT_SECRET_KEY = "dev-insecure-secret-key-change-me"
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "") or DEVELOPMENT_SECRET_KEY
+if env_bool("DJANGO_REQUIRE_SECRET_KEY", False) and not DEBUG:
+    require(SECRET_KEY != DEVELOPMENT_SECRET_KEY,
+            "DJANGO_SECRET_KEY is unset or the development key: set a long random value "
+            "(e.g. openssl rand -hex 32) or DJANGO_DEBUG=true for a local try-out")
+    require(len(SECRET_KEY) >= 32, "DJANGO_SECRET_KEY is too short: use at least 32 random characters")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+require(bool(ALLOWED_HOSTS), "ALLOWED_HOSTS is empty: name the host(s) the server answers to")
 
 # SMART on FHIR: when true every FHIR request needs a bearer token. `make run` sets it to
 # false for local development unless the environment says otherwise.
@@ -25,17 +30,51 @@ FHIR_AUTH_REQUIRED = env_bool("FHIR_AUTH_REQUIRED", True)
 # The public base URL of the FHIR API, used in Bundle links and Location headers when set
 # (behind a proxy); otherwise it is derived from each request.
 FHIR_BASE_URL = env_str("FHIR_BASE_URL", "").rstrip("/")
-FHIR_DEFAULT_COUNT = env_int("FHIR_DEFAULT_COUNT", 20)
-FHIR_MAX_COUNT = env_int("FHIR_MAX_COUNT", 1000)
+require(not FHIR_BASE_URL or FHIR_BASE_URL.startswith(("http://", "https://")),
+        f"FHIR_BASE_URL={FHIR_BASE_URL!r} must be an absolute http(s) URL")
+FHIR_MAX_COUNT = env_int("FHIR_MAX_COUNT", 1000, minimum=1)
+FHIR_DEFAULT_COUNT = env_int("FHIR_DEFAULT_COUNT", 20, minimum=1)
+require(FHIR_DEFAULT_COUNT <= FHIR_MAX_COUNT,
+        f"FHIR_DEFAULT_COUNT={FHIR_DEFAULT_COUNT} is larger than FHIR_MAX_COUNT={FHIR_MAX_COUNT}")
 # Most resources one search page may add through _include/_revinclude.
-FHIR_MAX_INCLUDE = env_int("FHIR_MAX_INCLUDE", 1000)
+FHIR_MAX_INCLUDE = env_int("FHIR_MAX_INCLUDE", 1000, minimum=1)
 # Conditional delete of several matches: allowed for every request when true, otherwise
 # only when the client sends `Prefer: handling=multiple-delete`; never more than the max.
 FHIR_CONDITIONAL_DELETE_MULTIPLE = env_bool("FHIR_CONDITIONAL_DELETE_MULTIPLE", False)
-FHIR_CONDITIONAL_DELETE_MAX = env_int("FHIR_CONDITIONAL_DELETE_MAX", 100)
+FHIR_CONDITIONAL_DELETE_MAX = env_int("FHIR_CONDITIONAL_DELETE_MAX", 100, minimum=1)
 # Seconds a server process may go before it checks whether SearchParameter, ValueSet or
 # CodeSystem resources were changed by another process (fhir_search.watch).
-FHIR_DEFINITIONS_REFRESH = env_int("FHIR_DEFINITIONS_REFRESH", 5)
+FHIR_DEFINITIONS_REFRESH = env_int("FHIR_DEFINITIONS_REFRESH", 5, minimum=0)
+# Load the R4 definitions when a server process starts (wsgi.py), not on its first request.
+FHIR_WARM_UP = env_bool("FHIR_WARM_UP", True)
+# PostgreSQL: once a server process has written this many rows into a table (a large
+# transaction, a bulk load, or many small writes), it runs ANALYZE on that table after the
+# commit, so the planner never works from the statistics of an empty table (autovacuum
+# may be off or behind after a bulk load). 0 turns it off (fhir_api.store.statistics).
+FHIR_ANALYZE_ROWS = env_int("FHIR_ANALYZE_ROWS", 10000, minimum=0)
+
+# Read by `make serve` (gunicorn.conf.py) rather than Django; checked here so a bad value
+# fails with the same one line as every other setting.
+PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
+WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 2, minimum=1, maximum=256)
+GUNICORN_WORKER_CLASS = env_str("GUNICORN_WORKER_CLASS", "gthread")
+require(GUNICORN_WORKER_CLASS in ("sync", "gthread"),
+        f"GUNICORN_WORKER_CLASS={GUNICORN_WORKER_CLASS!r}: use gthread (the default) or sync")
+GUNICORN_THREADS = env_int("GUNICORN_THREADS", 32, minimum=1, maximum=1024)
+
+# HTTPS (https://hl7.org/fhir/R4/security.html#http): behind a TLS-terminating proxy set
+# SECURE_PROXY_SSL_HEADER to the header it sets (X-Forwarded-Proto) so requests are known
+# to be secure; SECURE_SSL_REDIRECT sends plain HTTP to HTTPS and turns on HSTS.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if SECURE_SSL_REDIRECT else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+_proxy_ssl_header = env_str("SECURE_PROXY_SSL_HEADER", "").strip()
+require(_proxy_ssl_header.replace("-", "").replace("_", "").isalnum() or not _proxy_ssl_header,
+        f"SECURE_PROXY_SSL_HEADER={_proxy_ssl_header!r} must be a header name such as X-Forwarded-Proto")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -54,6 +93,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Inside SecurityMiddleware, so the OperationOutcomes it substitutes get nosniff and HSTS too.
+    "fhir_api.rest.middleware.FhirAnswerMiddleware",
     "fhir_api.rest.cors.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -86,8 +127,24 @@ WSGI_APPLICATION = "fhirproject.wsgi.application"
 # SQLite (embedded) unless DATABASE_URL names another database, e.g.
 # postgres://user:pass@host:5432/fhir. PostgreSQL connections are pooled (psycopg 3 pool).
 DATABASE_URL = env_str("DATABASE_URL", "")
+# Seconds to wait for a new PostgreSQL connection (libpq connect_timeout), and for a free
+# pooled connection: while the database is down requests answer 503 after at most this.
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=2, maximum=300)
+DATABASE_POOL_TIMEOUT = env_float("DATABASE_POOL_TIMEOUT", 10, minimum=0.1, maximum=300)
+DATABASE_POOL = env_bool("DATABASE_POOL", True)
+DATABASE_POOL_MIN = env_int("DATABASE_POOL_MIN", 1, minimum=0)
+DATABASE_POOL_MAX = env_int("DATABASE_POOL_MAX", 8, minimum=1)
+require(DATABASE_POOL_MIN <= DATABASE_POOL_MAX,
+        f"DATABASE_POOL_MIN={DATABASE_POOL_MIN} is larger than DATABASE_POOL_MAX={DATABASE_POOL_MAX}")
+DATABASE_HEALTH_CHECKS = env_bool("DATABASE_HEALTH_CHECKS", False)
+CONN_MAX_AGE = env_int("CONN_MAX_AGE", 60, minimum=0)
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+    try:
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+    except ValueError as exc:
+        raise SettingError(f"DATABASE_URL is not a database URL ({exc})") from None
+    require(DATABASES["default"]["ENGINE"].endswith(("postgresql", "sqlite3")),
+            "DATABASE_URL must be a postgres:// (or sqlite://) URL")
 else:
     DATABASES = {
         "default": {
@@ -103,13 +160,17 @@ else:
         }
     }
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
-    if env_bool("DATABASE_POOL", True):
-        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-            "min_size": env_int("DATABASE_POOL_MIN", 1),
-            "max_size": env_int("DATABASE_POOL_MAX", 8),
-        }
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+    # Validate pooled connections before handing them out (one round trip): after a database
+    # restart the pool's old connections are dead, and without the check each one fails a
+    # request (503) before the pool replaces it.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = DATABASE_HEALTH_CHECKS
+    if DATABASE_POOL:
+        _options["pool"] = {"min_size": DATABASE_POOL_MIN, "max_size": DATABASE_POOL_MAX,
+                            "timeout": DATABASE_POOL_TIMEOUT}
     else:
-        DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
+        DATABASES["default"]["CONN_MAX_AGE"] = CONN_MAX_AGE
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -185,9 +246,12 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "fhir_api.rest.responses.exception_handler",
 }
 
+LOG_LEVEL = env_str("LOG_LEVEL", "WARNING").upper()
+require(LOG_LEVEL in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+        f"LOG_LEVEL={LOG_LEVEL!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }

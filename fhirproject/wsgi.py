@@ -1,12 +1,22 @@
 """WSGI entry point (gunicorn fhirproject.wsgi:application)."""
 import os
+import sys
 
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fhirproject.settings")
-application = get_wsgi_application()
+from fhirproject.env import SettingError
 
-if os.environ.get("FHIR_WARM_UP", "true").lower() not in ("0", "false", "no", "off"):
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fhirproject.settings")
+try:
+    application = get_wsgi_application()
+except SettingError as exc:
+    # One line instead of a traceback per worker; gunicorn stops when a worker cannot boot.
+    print(f"configuration error: {exc}", file=sys.stderr)
+    sys.exit(3)
+
+from django.conf import settings  # noqa: E402 -- after the settings are known to load
+
+if settings.FHIR_WARM_UP:
     from fhir_api.rest.warmup import warm_up
 
     warm_up()

@@ -8,7 +8,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from django.conf import settings
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import HttpRequest, HttpResponse
 from django.utils.http import http_date
 from rest_framework import exceptions as drf_exceptions
@@ -20,6 +23,7 @@ from fhir_api.store.errors import (
     Forbidden,
     MethodNotAllowed,
     NotAcceptable,
+    ServiceUnavailable,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -125,9 +129,43 @@ def from_drf(exc: Exception) -> FhirError | None:
     return None
 
 
+# SQLSTATE classes of a lost or refused connection: 08 connection exception, 57P01-57P03
+# admin/crash shutdown and "cannot connect now" (a database starting or stopping).
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03")
+RETRY_AFTER_SECONDS = "5"
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether a database error means "cannot reach the database" rather than a bad query.
+
+    Django wraps the driver's error; its cause tells a dropped connection, a database that
+    is shutting down, or a pool with no connection to give (psycopg_pool.PoolTimeout, an
+    OperationalError without SQLSTATE) from errors of the statement itself (a cancelled
+    query, a deadlock: SQLSTATE 57014, 40P01), which are not outages.
+    """
+    if isinstance(exc, DatabaseInterfaceError):
+        return True  # "connection already closed"
+    if not isinstance(exc, DatabaseOperationalError):
+        return False
+    cause = exc.__cause__
+    if isinstance(cause, psycopg.InterfaceError):
+        return True
+    if isinstance(cause, psycopg.OperationalError):
+        state = cause.sqlstate
+        return state is None or state.startswith(_UNAVAILABLE_STATES)
+    return cause is not None and "database is locked" in str(cause)  # SQLite's busy timeout
+
+
 def exception_handler(exc: Exception, context: dict) -> Any:
     """DRF's EXCEPTION_HANDLER: every failure leaves as an OperationOutcome."""
     error = exc if isinstance(exc, FhirError) else from_drf(exc)
+    if error is None and database_unavailable(exc):
+        # An outage, not a bug: one line in the log, 503 to the client, who may retry. The
+        # pool replaces broken connections, so the app recovers when the database is back.
+        logger.warning("database unavailable: %s", " ".join(str(exc).split())[:300])
+        error = ServiceUnavailable(
+            "The database is unavailable; retry later", headers={"Retry-After": RETRY_AFTER_SECONDS}
+        )
     if error is None:
         # A bug, not a client error: log the traceback, answer 500 as FHIR does.
         logger.exception("unhandled error in FHIR request", exc_info=exc)

@@ -92,3 +92,9 @@ class Unprocessable(FhirError):
 
 class NotImplementedYet(FhirError):
     status, code = 501, "not-supported"
+
+
+class ServiceUnavailable(FhirError):
+    """The database cannot be reached (down, restarting, no free connection): retry later."""
+
+    status, code = 503, "transient"

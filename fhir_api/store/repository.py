@@ -21,7 +21,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 
-from fhir_api.store import jsonio, validation
+from fhir_api.store import jsonio, statistics, validation
 from fhir_api.store.errors import BadRequest, Conflict, Gone, NotFound, PreconditionFailed
 from fhir_api.store.models import Resource, ResourceVersion
 from fhir_api.store.signals import resource_written, resources_written
@@ -263,6 +263,7 @@ def write(
             method=method,
             data=row.data,
         )
+        _note_written(1)
         resource_written.send(sender=Resource, resource=row, content=content)
         if content is not None:
             _check_guard([(row, created)])
@@ -343,6 +344,7 @@ def create_many(items: list[tuple[str, str, dict[str, Any]]]) -> list[Written]:
                 )
                 for row in rows
             ])
+        _note_written(len(rows))
         resources_written.send(sender=Resource, items=[(row, item[2]) for row, item in zip(rows, items, strict=True)])
         _check_guard([(row, True) for row in rows])
     return [Written(_stored(row, "POST"), True) for row in rows]
@@ -371,6 +373,12 @@ def _check_guard(rows: list[tuple[Resource, bool]]) -> None:
     guard = _guard.get()
     if guard is not None:
         guard(rows)
+
+
+def _note_written(rows: int) -> None:
+    """Count written rows for the planner statistics (fhir_api.store.statistics)."""
+    statistics.note_written(Resource._meta.db_table, rows)
+    statistics.note_written(ResourceVersion._meta.db_table, rows)
 
 
 def _copy_new(rows: list[Resource], at: datetime) -> None:
