@@ -38,3 +38,11 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_limit(name: str, default: int) -> int:
+    """A positive integer limit (a size, a count, milliseconds)."""
+    value = env_int(name, default)
+    if value < 1:
+        raise ValueError(f"{name}={value} must be a positive integer")
+    return value

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from fhirproject.env import env_bool, env_int, env_list, env_str
+from fhirproject.env import env_bool, env_int, env_limit, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -35,6 +35,28 @@ FHIR_CONDITIONAL_DELETE_MAX = env_int("FHIR_CONDITIONAL_DELETE_MAX", 100)
 # Seconds a server process may go before it checks whether SearchParameter, ValueSet or
 # CodeSystem resources were changed by another process (fhir_search.watch).
 FHIR_DEFINITIONS_REFRESH = env_int("FHIR_DEFINITIONS_REFRESH", 5)
+
+# Limits that protect the server (README "Limits and guarantees"); each answers with an
+# OperationOutcome saying which limit was reached.
+# Request bodies, after gzip/deflate decoding (413 beyond). Synthea patient Bundles reach 20 MB.
+FHIR_MAX_BODY_BYTES = env_limit("FHIR_MAX_BODY_BYTES", 64 * 1024 * 1024)
+# Django's own check of request.body uses the same number, so no path answers a bare 500.
+DATA_UPLOAD_MAX_MEMORY_SIZE = FHIR_MAX_BODY_BYTES
+# Entries of one batch/transaction Bundle, and the total size of the resources its answer carries.
+FHIR_MAX_BUNDLE_ENTRIES = env_limit("FHIR_MAX_BUNDLE_ENTRIES", 20000)
+FHIR_MAX_BUNDLE_RESPONSE_BYTES = env_limit("FHIR_MAX_BUNDLE_RESPONSE_BYTES", 64 * 1024 * 1024)
+# Search: parameters (clauses, _include/_revinclude directives) per request, links in one chain,
+# nesting of _has and of _filter parentheses, and the time one search may run in the database.
+FHIR_SEARCH_MAX_CLAUSES = env_limit("FHIR_SEARCH_MAX_CLAUSES", 100)
+FHIR_SEARCH_MAX_CHAIN = env_limit("FHIR_SEARCH_MAX_CHAIN", 4)
+FHIR_SEARCH_MAX_HAS_DEPTH = env_limit("FHIR_SEARCH_MAX_HAS_DEPTH", 4)
+FHIR_SEARCH_MAX_FILTER_DEPTH = env_limit("FHIR_SEARCH_MAX_FILTER_DEPTH", 32)
+FHIR_SEARCH_TIMEOUT_MS = env_limit("FHIR_SEARCH_TIMEOUT_MS", 20000)
+# JSON Patch / FHIRPath Patch: operations per patch and the size of the patched resource.
+FHIR_PATCH_MAX_OPERATIONS = env_limit("FHIR_PATCH_MAX_OPERATIONS", 1000)
+FHIR_PATCH_MAX_BYTES = env_limit("FHIR_PATCH_MAX_BYTES", 16 * 1024 * 1024)
+# $reindex: resources per batch (each batch is one transaction holding its rows' locks).
+FHIR_REINDEX_MAX_BATCH = env_limit("FHIR_REINDEX_MAX_BATCH", 1000)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

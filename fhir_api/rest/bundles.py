@@ -19,10 +19,10 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.urls import Resolver404, resolve
 
 from fhir_api.rest import conditional
-from fhir_api.store import patch as fhir_patch, repository
+from fhir_api.store import jsonio, patch as fhir_patch, repository
 from fhir_api.store.errors import BadRequest, FhirError, NotFound, PreconditionFailed
 from fhir_api.store.structure import resource_types
-from fhir_api.rest.views.base import parse_etag
+from fhir_api.rest.views.base import expected_version
 
 # http.html#trules: the order a transaction's entries are processed in.
 PROCESSING_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -176,7 +176,8 @@ def process(request: HttpRequest, bundle: Any, base: str) -> dict[str, Any]:
         raise BadRequest("POST to the base needs a Bundle of type batch or transaction")
     kind = bundle.get("type")
     if kind not in ("batch", "transaction"):
-        raise BadRequest(f"Bundle.type must be batch or transaction, not {kind!r}")
+        told = "is missing" if kind is None else f"is {jsonio.dumps(kind).decode()[:40]}"
+        raise BadRequest(f"Bundle.type must be batch or transaction; it {told}")
     raw_entries = bundle.get("entry") or []
     if not isinstance(raw_entries, list):
         raise BadRequest("Bundle.entry must be a list")
@@ -202,7 +203,37 @@ def _prefer_return(request: HttpRequest) -> str | None:
     return prefer(request)
 
 
+def _check_duplicates(entries: list[Entry]) -> None:
+    """Two entries that would create or match the same thing are a 400 naming both.
+
+    Conditional creates (ifNoneExist) and conditional updates with the same criteria would
+    each find nothing stored yet and both create (http.html#trules: a transaction must not
+    touch one resource twice); two entries with the same fullUrl are the same resource.
+    """
+    seen: dict[tuple[str, ...], Entry] = {}
+
+    def once(key: tuple[str, ...], entry: Entry, what: str) -> None:
+        first = seen.setdefault(key, entry)
+        if first is not entry:
+            raise BadRequest(
+                f"Bundle.entry[{first.index}] and Bundle.entry[{entry.index}] have the same {what}: "
+                "a transaction may create or change one resource only once"
+            )
+
+    for entry in entries:
+        if entry.full_url:
+            once(("fullUrl", entry.full_url), entry, f"fullUrl {entry.full_url}")
+        criteria = entry.request.get("ifNoneExist") if entry.method == "POST" else None
+        if entry.method in ("PUT", "PATCH", "DELETE") and not entry.logical_id:
+            criteria = entry.query
+        if criteria and entry.resource_type:
+            normal = "&".join(f"{k}={v}" for k, v in sorted(conditional.parse_criteria(criteria)))
+            once(("criteria", entry.resource_type, normal), entry,
+                 f"conditional criteria {entry.resource_type}?{criteria}")
+
+
 def _transaction(request: HttpRequest, entries: list[Entry], base: str) -> None:
+    _check_duplicates(entries)
     with transaction.atomic():
         ids = _assign_identities(entries, base)
         seen: dict[str, int] = {}
@@ -315,7 +346,7 @@ def _written(entry: Entry, written: repository.Written | repository.Stored, stat
 
 def _execute(request: HttpRequest, entry: Entry) -> None:
     method, req = entry.method, entry.request
-    if_match = parse_etag(req.get("ifMatch"))
+    if_match = expected_version(req.get("ifMatch"))
     if method == "POST":
         if entry.reuse is not None:
             _written(entry, entry.reuse, 200)
@@ -364,6 +395,8 @@ def _read_entry(request: HttpRequest, entry: Entry) -> None:
     inner.path = inner.path_info = "/fhir/" + path
     inner.GET = QueryDict(query)
     inner.META = {
+        "QUERY_STRING": query,  # search views read the query in order from here
+        "REQUEST_METHOD": "GET",
         "HTTP_ACCEPT": "application/fhir+json",
         "SERVER_NAME": request.META.get("SERVER_NAME", "localhost"),
         "SERVER_PORT": request.META.get("SERVER_PORT", "80"),

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from fhir_api.store import jsonio
 from fhir_api.store.errors import Issue, Unprocessable
 from fhir_api.store.structure import Element, definitions_of, resource_types, structures
 
@@ -297,7 +298,8 @@ class _Walker:
             return
         rtype = value.get("resourceType")
         if not isinstance(rtype, str) or rtype not in resource_types():
-            self.issue("structure", path, f"unknown or missing resourceType {rtype!r}")
+            told = "missing resourceType" if rtype is None else f"unknown resourceType {jsonio.dumps(rtype).decode()[:80]}"
+            self.issue("structure", path, told)
             return
         rid = value.get("id")
         # Non-strings and "" are reported by the string check of `id` itself.
