@@ -29,6 +29,7 @@ PROCESSING_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEA
 _STATUS_TEXT = {200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified", 400: "Bad Request",
                 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
                 409: "Conflict", 410: "Gone", 412: "Precondition Failed", 422: "Unprocessable Entity"}
+_STRING_FIELDS = ("method", "url", "ifNoneExist", "ifMatch", "ifNoneMatch", "ifModifiedSince")
 _HREF = re.compile(r'((?:href|src)=")([^"]+)(")')
 
 
@@ -60,10 +61,17 @@ def _parse_entry(index: int, raw: Any, base: str) -> Entry:
     request = raw.get("request")
     if not isinstance(request, dict) or "method" not in request or "url" not in request:
         raise BadRequest(f"Bundle.entry[{index}].request needs a method and a url", code="required")
-    method = str(request["method"]).upper()
+    # R4 types these as strings (uri, code, instant): anything else is a 400 here, not a
+    # crash wherever the value is used later.
+    for key in _STRING_FIELDS:
+        if key in request and not isinstance(request[key], str):
+            raise BadRequest(f"Bundle.entry[{index}].request.{key} must be a string", code="structure")
+    if "fullUrl" in raw and not isinstance(raw["fullUrl"], str):
+        raise BadRequest(f"Bundle.entry[{index}].fullUrl must be a string", code="structure")
+    method = request["method"].upper()
     if method not in PROCESSING_ORDER:
         raise BadRequest(f"Bundle.entry[{index}].request.method {method} is not supported")
-    url = str(request["url"])
+    url = request["url"]
     if url.startswith(base + "/"):
         url = url[len(base) + 1:]
     url = url.lstrip("/")
@@ -381,8 +389,12 @@ def _patcher(entry: Entry):
         return lambda current: fhir_patch.apply_fhirpath_patch(current, document)
     if isinstance(document, dict) and document.get("resourceType") == "Binary" and document.get("data"):
         import base64
+        import binascii
 
-        ops = orjson.loads(base64.b64decode(document["data"]))
+        try:
+            ops = jsonio.loads(base64.b64decode(document["data"], validate=True))
+        except (TypeError, ValueError, binascii.Error):
+            raise BadRequest("Binary.data of a PATCH entry must be base64 of a JSON Patch document") from None
         return lambda current: fhir_patch.apply_json_patch(current, ops)
     raise BadRequest("A PATCH entry carries a Parameters resource (FHIRPath Patch) or a Binary JSON Patch")
 

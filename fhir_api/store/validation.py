@@ -280,6 +280,9 @@ class _Found:
     parent: int | None  # index into the walker's list
 
 
+MAX_NESTING = 100  # levels of elements in one resource; JSON writers stop at 254 levels of arrays and objects
+
+
 class _Walker:
     """Walks a resource along the definitions, collecting issues and nested resources."""
 
@@ -314,6 +317,11 @@ class _Walker:
     def node(self, obj: dict[str, Any], node: str, path: str, is_resource: bool = False) -> None:
         if not obj:
             self.issue("structure", path, "empty objects are not allowed (json.html: no empty elements)")
+            return
+        if path.count(".") > MAX_NESTING:
+            # Extension in extension in extension...: no record nests this deep, and the JSON
+            # writer (and the stack) have limits; refuse here, with the path, not later.
+            self.issue("structure", path, f"elements nest more than {MAX_NESTING} levels deep")
             return
         plan = _plan(node)
         fields = plan.fields
