@@ -14,13 +14,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.urls import Resolver404, resolve
 
 from fhir_api.rest import conditional
 from fhir_api.store import jsonio, patch as fhir_patch, repository
-from fhir_api.store.errors import BadRequest, FhirError, NotFound, PreconditionFailed
+from fhir_api.store.errors import BadRequest, FhirError, NotFound, PayloadTooLarge, PreconditionFailed, TooCostly
 from fhir_api.store.structure import resource_types
 from fhir_api.rest.views.base import expected_version
 
@@ -189,10 +190,13 @@ def process(request: HttpRequest, bundle: Any, base: str) -> dict[str, Any]:
     raw_entries = bundle.get("entry") or []
     if not isinstance(raw_entries, list):
         raise BadRequest("Bundle.entry must be a list")
+    if len(raw_entries) > settings.FHIR_MAX_BUNDLE_ENTRIES:
+        raise PayloadTooLarge(f"The Bundle has {len(raw_entries)} entries; this server takes at most "
+                              f"{settings.FHIR_MAX_BUNDLE_ENTRIES} (FHIR_MAX_BUNDLE_ENTRIES)")
     minimal = _prefer_return(request) == "minimal"
     if kind == "transaction":
         entries = [_parse_entry(i, raw, base) for i, raw in enumerate(raw_entries)]
-        _transaction(request, entries, base)
+        _transaction(request, entries, base, minimal)
     else:
         entries = _batch(request, raw_entries, base)
     out_entries = []
@@ -203,6 +207,38 @@ def process(request: HttpRequest, bundle: Any, base: str) -> dict[str, Any]:
         out["response"] = entry.response
         out_entries.append(out)
     return {"resourceType": "Bundle", "type": f"{kind}-response", "entry": out_entries}
+
+
+def _body_size(body: Any) -> int:
+    if isinstance(body, orjson.Fragment):
+        return len(body.contents)
+    return len(jsonio.dumps(body))
+
+
+class _AnswerBudget:
+    """The resources a batch answer carries, counted as entries run: 300 GET entries of
+    `_history?_count=1000` would otherwise build an answer of 130 MB in memory."""
+
+    def __init__(self, minimal: bool = False) -> None:
+        self.left = settings.FHIR_MAX_BUNDLE_RESPONSE_BYTES
+        self.minimal = minimal  # Prefer: return=minimal: the answer carries no resources
+
+    def spend(self, entry: Entry) -> None:
+        if entry.body is None or self.minimal:
+            return
+        self.left -= _body_size(entry.body)
+        if self.left < 0:
+            raise TooCostly(
+                f"The answer would be larger than this server's limit of {settings.FHIR_MAX_BUNDLE_RESPONSE_BYTES}"
+                " bytes (FHIR_MAX_BUNDLE_RESPONSE_BYTES); split the Bundle or ask for smaller pages"
+            )
+
+
+def _spend(budget: _AnswerBudget, entry: Entry) -> None:
+    try:
+        budget.spend(entry)
+    except FhirError as error:
+        raise _entry_error(entry, error) from None
 
 
 def _prefer_return(request: HttpRequest) -> str | None:
@@ -240,7 +276,7 @@ def _check_duplicates(entries: list[Entry]) -> None:
                  f"conditional criteria {entry.resource_type}?{criteria}")
 
 
-def _transaction(request: HttpRequest, entries: list[Entry], base: str) -> None:
+def _transaction(request: HttpRequest, entries: list[Entry], base: str, minimal: bool = False) -> None:
     _check_duplicates(entries)
     with transaction.atomic():
         ids = _assign_identities(entries, base)
@@ -261,15 +297,21 @@ def _transaction(request: HttpRequest, entries: list[Entry], base: str) -> None:
                     raise _entry_error(entry, error) from None
         ordered = sorted(entries, key=lambda e: PROCESSING_ORDER[e.method])
         new = [e for e in ordered if e.method == "POST" and e.reuse is None]
+        # Counted as entries run, so the GET entries of a huge answer stop at the limit; in this
+        # atomic block, so going beyond it rolls the whole transaction back.
+        budget = _AnswerBudget(minimal)
         for entry in ordered:
             if entry.method == "POST" and entry.reuse is None:
                 if entry is new[0]:  # all plain creates together, at their turn in the order
                     _create_in_bulk(new)
+                    for created in new:
+                        _spend(budget, created)
                 continue
             try:
                 _execute(request, entry)
             except FhirError as error:
                 raise _entry_error(entry, error) from None
+            _spend(budget, entry)
 
 
 def _create_in_bulk(entries: list[Entry]) -> None:
@@ -444,6 +486,7 @@ def _read_entry(request: HttpRequest, entry: Entry) -> None:
 def _batch(request: HttpRequest, raw_entries: list[Any], base: str) -> list[Entry]:
     """Each entry on its own savepoint: a failure becomes that entry's response."""
     results = []
+    budget = _AnswerBudget(_prefer_return(request) == "minimal")
     for index, raw in enumerate(raw_entries):
         try:
             entry = _parse_entry(index, raw, base)
@@ -458,6 +501,7 @@ def _batch(request: HttpRequest, raw_entries: list[Any], base: str) -> list[Entr
                     _rewrite(entry.resource, {}, _resolve_conditional_reference)
                 _identify(entry)
                 _execute(request, entry)
+                budget.spend(entry)  # beyond it, this entry fails (its write is rolled back)
         except FhirError as error:
             _failed(entry, error)
         results.append(entry)

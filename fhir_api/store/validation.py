@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from fhir_api.store import jsonio
+from fhir_api.store import jsonio, narrative
 from fhir_api.store.errors import Issue, Unprocessable
 from fhir_api.store.structure import Element, definitions_of, resource_types, structures
 
@@ -161,7 +161,8 @@ def _string_check(type_code: str) -> _Check:
         if type_code == "xhtml":
             if _XHTML_ROOT.match(value) is None:
                 return "value", "xhtml must be a <div> in the XHTML namespace"
-            return None
+            found = narrative.problems(value)
+            return ("invariant", "; ".join(found)) if found else None
         if type_code == "string" and len(value) > 1048576:
             return "value", "a string may hold at most 1 MB (datatypes.html#string)"
         if regex is not None and not regex.fullmatch(value):
