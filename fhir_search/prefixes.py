@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 from django.db.models import Q
 
+from fhir_api.store.datetimes import shift
+
 PREFIXES: dict[str, Prefix] = {}
 
 
@@ -182,6 +184,7 @@ class Ap(Prefix):
         if isinstance(qlo, datetime):
             now = datetime.now(qlo.tzinfo)
             gap = max(abs(now - qlo) / 10, timedelta(days=1))
+            return shift(qlo, -gap), shift(qhi, gap)  # clamped at the calendar's ends
         else:  # epoch seconds (composite date components)
             gap = max(abs(datetime.now().timestamp() - qlo) / 10, 86400.0)
         return qlo - gap, qhi + gap

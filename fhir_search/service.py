@@ -25,6 +25,7 @@ from fhir_search.query.build import any_of, clause_condition, driver_of
 from fhir_search.query.include import ROW_FIELDS, Row, included
 from fhir_search.query.paging import Cursor, key_name, ordering, seek, sort_expression
 from fhir_search.query.parse import SearchRequest, parse_request, parse_types
+from fhir_search.query.time_limit import search_time_limit
 
 def matches(
     request: SearchRequest,
@@ -128,8 +129,23 @@ def search_bundle(
     `path` is where the links point (e.g. "Patient", "Patient/1/Observation", "" for the
     system base). Every resource query (page, count, chains, `_has`, includes) is narrowed
     to what the current access reaches.
+    The database work runs under FHIR_SEARCH_TIMEOUT_MS (400 too-costly beyond).
     """
     stored_params.ensure_current()
+    with search_time_limit():
+        return _search_bundle(base=base, path=path, resource_type=resource_type, params=params, strict=strict,
+                              compartment=compartment)
+
+
+def _search_bundle(
+    *,
+    base: str,
+    path: str,
+    resource_type: str | None,
+    params: list[tuple[str, str]],
+    strict: bool,
+    compartment: tuple[str, str] | None,
+) -> dict[str, Any]:
     env = Env(base=base, visible=access.visible_for("s"))
     leading: list[tuple[str, str]] = []
     if resource_type is not None:

@@ -78,3 +78,11 @@ def require(condition: bool, message: str) -> None:
     """A rule between settings (e.g. a default within its maximum)."""
     if not condition:
         raise SettingError(message)
+
+
+def env_limit(name: str, default: int) -> int:
+    """A positive integer limit (a size, a count, milliseconds)."""
+    value = env_int(name, default)
+    if value < 1:
+        raise ValueError(f"{name}={value} must be a positive integer")
+    return value

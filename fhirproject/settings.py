@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from fhirproject.env import SettingError, env_bool, env_float, env_int, env_list, env_str, require
+from fhirproject.env import SettingError, env_bool, env_float, env_int, env_limit, env_list, env_str, require
 from fhirproject.signing_key import load_signing_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -75,6 +75,28 @@ if _proxy_ssl_header:
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
+
+# Limits that protect the server (README "Limits and guarantees"); each answers with an
+# OperationOutcome saying which limit was reached.
+# Request bodies, after gzip/deflate decoding (413 beyond). Synthea patient Bundles reach 20 MB.
+FHIR_MAX_BODY_BYTES = env_limit("FHIR_MAX_BODY_BYTES", 64 * 1024 * 1024)
+# Django's own check of request.body uses the same number, so no path answers a bare 500.
+DATA_UPLOAD_MAX_MEMORY_SIZE = FHIR_MAX_BODY_BYTES
+# Entries of one batch/transaction Bundle, and the total size of the resources its answer carries.
+FHIR_MAX_BUNDLE_ENTRIES = env_limit("FHIR_MAX_BUNDLE_ENTRIES", 20000)
+FHIR_MAX_BUNDLE_RESPONSE_BYTES = env_limit("FHIR_MAX_BUNDLE_RESPONSE_BYTES", 64 * 1024 * 1024)
+# Search: parameters (clauses, _include/_revinclude directives) per request, links in one chain,
+# nesting of _has and of _filter parentheses, and the time one search may run in the database.
+FHIR_SEARCH_MAX_CLAUSES = env_limit("FHIR_SEARCH_MAX_CLAUSES", 100)
+FHIR_SEARCH_MAX_CHAIN = env_limit("FHIR_SEARCH_MAX_CHAIN", 4)
+FHIR_SEARCH_MAX_HAS_DEPTH = env_limit("FHIR_SEARCH_MAX_HAS_DEPTH", 4)
+FHIR_SEARCH_MAX_FILTER_DEPTH = env_limit("FHIR_SEARCH_MAX_FILTER_DEPTH", 32)
+FHIR_SEARCH_TIMEOUT_MS = env_limit("FHIR_SEARCH_TIMEOUT_MS", 20000)
+# JSON Patch / FHIRPath Patch: operations per patch and the size of the patched resource.
+FHIR_PATCH_MAX_OPERATIONS = env_limit("FHIR_PATCH_MAX_OPERATIONS", 1000)
+FHIR_PATCH_MAX_BYTES = env_limit("FHIR_PATCH_MAX_BYTES", 16 * 1024 * 1024)
+# $reindex: resources per batch (each batch is one transaction holding its rows' locks).
+FHIR_REINDEX_MAX_BATCH = env_limit("FHIR_REINDEX_MAX_BATCH", 1000)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

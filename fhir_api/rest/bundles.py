@@ -14,21 +14,23 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.urls import Resolver404, resolve
 
 from fhir_api.rest import authorization, conditional
-from fhir_api.store import patch as fhir_patch, repository
-from fhir_api.store.errors import BadRequest, FhirError, NotFound, PreconditionFailed
+from fhir_api.store import jsonio, patch as fhir_patch, repository
+from fhir_api.store.errors import BadRequest, FhirError, NotFound, PayloadTooLarge, PreconditionFailed, TooCostly
 from fhir_api.store.structure import resource_types
-from fhir_api.rest.views.base import parse_etag
+from fhir_api.rest.views.base import expected_version
 
 # http.html#trules: the order a transaction's entries are processed in.
 PROCESSING_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _STATUS_TEXT = {200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified", 400: "Bad Request",
                 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
                 409: "Conflict", 410: "Gone", 412: "Precondition Failed", 422: "Unprocessable Entity"}
+_STRING_FIELDS = ("method", "url", "ifNoneExist", "ifMatch", "ifNoneMatch", "ifModifiedSince")
 _HREF = re.compile(r'((?:href|src)=")([^"]+)(")')
 
 
@@ -60,10 +62,17 @@ def _parse_entry(index: int, raw: Any, base: str) -> Entry:
     request = raw.get("request")
     if not isinstance(request, dict) or "method" not in request or "url" not in request:
         raise BadRequest(f"Bundle.entry[{index}].request needs a method and a url", code="required")
-    method = str(request["method"]).upper()
+    # R4 types these as strings (uri, code, instant): anything else is a 400 here, not a
+    # crash wherever the value is used later.
+    for key in _STRING_FIELDS:
+        if key in request and not isinstance(request[key], str):
+            raise BadRequest(f"Bundle.entry[{index}].request.{key} must be a string", code="structure")
+    if "fullUrl" in raw and not isinstance(raw["fullUrl"], str):
+        raise BadRequest(f"Bundle.entry[{index}].fullUrl must be a string", code="structure")
+    method = request["method"].upper()
     if method not in PROCESSING_ORDER:
         raise BadRequest(f"Bundle.entry[{index}].request.method {method} is not supported")
-    url = str(request["url"])
+    url = request["url"]
     if url.startswith(base + "/"):
         url = url[len(base) + 1:]
     url = url.lstrip("/")
@@ -176,14 +185,18 @@ def process(request: HttpRequest, bundle: Any, base: str) -> dict[str, Any]:
         raise BadRequest("POST to the base needs a Bundle of type batch or transaction")
     kind = bundle.get("type")
     if kind not in ("batch", "transaction"):
-        raise BadRequest(f"Bundle.type must be batch or transaction, not {kind!r}")
+        told = "is missing" if kind is None else f"is {jsonio.dumps(kind).decode()[:40]}"
+        raise BadRequest(f"Bundle.type must be batch or transaction; it {told}")
     raw_entries = bundle.get("entry") or []
     if not isinstance(raw_entries, list):
         raise BadRequest("Bundle.entry must be a list")
+    if len(raw_entries) > settings.FHIR_MAX_BUNDLE_ENTRIES:
+        raise PayloadTooLarge(f"The Bundle has {len(raw_entries)} entries; this server takes at most "
+                              f"{settings.FHIR_MAX_BUNDLE_ENTRIES} (FHIR_MAX_BUNDLE_ENTRIES)")
     minimal = _prefer_return(request) == "minimal"
     if kind == "transaction":
         entries = [_parse_entry(i, raw, base) for i, raw in enumerate(raw_entries)]
-        _transaction(request, entries, base)
+        _transaction(request, entries, base, minimal)
     else:
         entries = _batch(request, raw_entries, base)
     out_entries = []
@@ -196,13 +209,73 @@ def process(request: HttpRequest, bundle: Any, base: str) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": f"{kind}-response", "entry": out_entries}
 
 
+def _body_size(body: Any) -> int:
+    return len(jsonio.dumps(body))  # a stored fragment is copied as-is: cheap
+
+
+class _AnswerBudget:
+    """The resources a batch answer carries, counted as entries run: 300 GET entries of
+    `_history?_count=1000` would otherwise build an answer of 130 MB in memory."""
+
+    def __init__(self, minimal: bool = False) -> None:
+        self.left = settings.FHIR_MAX_BUNDLE_RESPONSE_BYTES
+        self.minimal = minimal  # Prefer: return=minimal: the answer carries no resources
+
+    def spend(self, entry: Entry) -> None:
+        if entry.body is None or self.minimal:
+            return
+        self.left -= _body_size(entry.body)
+        if self.left < 0:
+            raise TooCostly(
+                f"The answer would be larger than this server's limit of {settings.FHIR_MAX_BUNDLE_RESPONSE_BYTES}"
+                " bytes (FHIR_MAX_BUNDLE_RESPONSE_BYTES); split the Bundle or ask for smaller pages"
+            )
+
+
+def _spend(budget: _AnswerBudget, entry: Entry) -> None:
+    try:
+        budget.spend(entry)
+    except FhirError as error:
+        raise _entry_error(entry, error) from None
+
+
 def _prefer_return(request: HttpRequest) -> str | None:
     from fhir_api.rest.views.base import prefer
 
     return prefer(request)
 
 
-def _transaction(request: HttpRequest, entries: list[Entry], base: str) -> None:
+def _check_duplicates(entries: list[Entry]) -> None:
+    """Two entries that would create or match the same thing are a 400 naming both.
+
+    Conditional creates (ifNoneExist) and conditional updates with the same criteria would
+    each find nothing stored yet and both create (http.html#trules: a transaction must not
+    touch one resource twice); two entries with the same fullUrl are the same resource.
+    """
+    seen: dict[tuple[str, ...], Entry] = {}
+
+    def once(key: tuple[str, ...], entry: Entry, what: str) -> None:
+        first = seen.setdefault(key, entry)
+        if first is not entry:
+            raise BadRequest(
+                f"Bundle.entry[{first.index}] and Bundle.entry[{entry.index}] have the same {what}: "
+                "a transaction may create or change one resource only once"
+            )
+
+    for entry in entries:
+        if entry.full_url:
+            once(("fullUrl", entry.full_url), entry, f"fullUrl {entry.full_url}")
+        criteria = entry.request.get("ifNoneExist") if entry.method == "POST" else None
+        if entry.method in ("PUT", "PATCH", "DELETE") and not entry.logical_id:
+            criteria = entry.query
+        if criteria and entry.resource_type:
+            normal = "&".join(f"{k}={v}" for k, v in sorted(conditional.parse_criteria(criteria)))
+            once(("criteria", entry.resource_type, normal), entry,
+                 f"conditional criteria {entry.resource_type}?{criteria}")
+
+
+def _transaction(request: HttpRequest, entries: list[Entry], base: str, minimal: bool = False) -> None:
+    _check_duplicates(entries)
     with transaction.atomic():
         ids = _assign_identities(entries, base)
         seen: dict[str, int] = {}
@@ -222,15 +295,21 @@ def _transaction(request: HttpRequest, entries: list[Entry], base: str) -> None:
                     raise _entry_error(entry, error) from None
         ordered = sorted(entries, key=lambda e: PROCESSING_ORDER[e.method])
         new = [e for e in ordered if e.method == "POST" and e.reuse is None]
+        # Counted as entries run, so the GET entries of a huge answer stop at the limit; in this
+        # atomic block, so going beyond it rolls the whole transaction back.
+        budget = _AnswerBudget(minimal)
         for entry in ordered:
             if entry.method == "POST" and entry.reuse is None:
                 if entry is new[0]:  # all plain creates together, at their turn in the order
                     _create_in_bulk(new)
+                    for created in new:
+                        _spend(budget, created)
                 continue
             try:
                 _execute(request, entry)
             except FhirError as error:
                 raise _entry_error(entry, error) from None
+            _spend(budget, entry)
 
 
 def _create_in_bulk(entries: list[Entry]) -> None:
@@ -315,7 +394,7 @@ def _written(entry: Entry, written: repository.Written | repository.Stored, stat
 
 def _execute(request: HttpRequest, entry: Entry) -> None:
     method, req = entry.method, entry.request
-    if_match = parse_etag(req.get("ifMatch"))
+    if_match = expected_version(req.get("ifMatch"))
     if method == "POST":
         if entry.reuse is not None:
             _written(entry, entry.reuse, 200)
@@ -354,8 +433,12 @@ def _patcher(entry: Entry):
         return lambda current: fhir_patch.apply_fhirpath_patch(current, document)
     if isinstance(document, dict) and document.get("resourceType") == "Binary" and document.get("data"):
         import base64
+        import binascii
 
-        ops = orjson.loads(base64.b64decode(document["data"]))
+        try:
+            ops = jsonio.loads(base64.b64decode(document["data"], validate=True))
+        except (TypeError, ValueError, binascii.Error):
+            raise BadRequest("Binary.data of a PATCH entry must be base64 of a JSON Patch document") from None
         return lambda current: fhir_patch.apply_json_patch(current, ops)
     raise BadRequest("A PATCH entry carries a Parameters resource (FHIRPath Patch) or a Binary JSON Patch")
 
@@ -368,6 +451,8 @@ def _read_entry(request: HttpRequest, entry: Entry) -> None:
     inner.path = inner.path_info = "/fhir/" + path
     inner.GET = QueryDict(query)
     inner.META = {
+        "QUERY_STRING": query,  # search views read the query in order from here
+        "REQUEST_METHOD": "GET",
         "HTTP_ACCEPT": "application/fhir+json",
         "SERVER_NAME": request.META.get("SERVER_NAME", "localhost"),
         "SERVER_PORT": request.META.get("SERVER_PORT", "80"),
@@ -403,6 +488,7 @@ def _read_entry(request: HttpRequest, entry: Entry) -> None:
 def _batch(request: HttpRequest, raw_entries: list[Any], base: str) -> list[Entry]:
     """Each entry on its own savepoint: a failure becomes that entry's response."""
     results = []
+    budget = _AnswerBudget(_prefer_return(request) == "minimal")
     for index, raw in enumerate(raw_entries):
         try:
             entry = _parse_entry(index, raw, base)
@@ -417,6 +503,7 @@ def _batch(request: HttpRequest, raw_entries: list[Any], base: str) -> list[Entr
                     _rewrite(entry.resource, {}, _resolve_conditional_reference)
                 _identify(entry)
                 _execute(request, entry)
+                budget.spend(entry)  # beyond it, this entry fails (its write is rolled back)
         except FhirError as error:
             _failed(entry, error)
         results.append(entry)

@@ -2,9 +2,7 @@
 
 SMART apps that run in a browser call /fhir from their own origin. An origin is allowed when
 it is the origin of a registered app's redirect or launch URI, or listed in
-CORS_ALLOWED_ORIGINS. A preflight (`OPTIONS` with `Access-Control-Request-Method`) is
-answered here, before any view, with what the API accepts; any other `OPTIONS` answers 200
-with `Allow`. Answers to allowed origins carry `Access-Control-Allow-Origin` and expose the
+CORS_ALLOWED_ORIGINS. Answers to allowed origins carry `Access-Control-Allow-Origin` and expose the
 FHIR headers a client reads (Location, ETag, ...). Other origins get no CORS headers, so the
 browser withholds the answer.
 """
@@ -71,15 +69,11 @@ class CorsMiddleware:
             return self.get_response(request)  # discovery documents answer CORS for any origin
         origin = request.META.get("HTTP_ORIGIN")
         allowed = bool(origin) and ORIGINS.allowed(origin)
-        if request.method == "OPTIONS":
-            response = HttpResponse(status=200)
-            response["Allow"] = METHODS
-            if allowed and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in request.META:
-                response["Access-Control-Allow-Methods"] = METHODS
-                response["Access-Control-Allow-Headers"] = HEADERS
-                response["Access-Control-Max-Age"] = "600"
-        else:
-            response = self.get_response(request)
+        response = self.get_response(request)  # OPTIONS: the view answers with its route's Allow
+        if allowed and request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in request.META:
+            response["Access-Control-Allow-Methods"] = response.get("Allow") or METHODS
+            response["Access-Control-Allow-Headers"] = HEADERS
+            response["Access-Control-Max-Age"] = "600"
         if allowed:
             response["Access-Control-Allow-Origin"] = origin
             response["Access-Control-Expose-Headers"] = EXPOSED

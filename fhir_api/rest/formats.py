@@ -6,6 +6,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from fhir_api.rest.body import read_body
 from fhir_api.store import jsonio
 from fhir_api.store.errors import BadRequest, NotAcceptable, UnsupportedMediaType
 
@@ -20,14 +21,20 @@ _ANY = {"*/*", "application/*", "text/*"}
 _HTML = {"html", "text/html", "application/xhtml+xml"}
 
 
+# A client that asks for plain application/json or application/xml gets that type back
+# (http.html#mime-type: the server SHALL return the same mime type as the Accept header).
+_PLAIN = {"application/json", "application/xml"}
+
+
 @dataclass(frozen=True, slots=True)
 class Format:
     xml: bool = False
     pretty: bool = False
+    mime: str | None = None  # the content type to answer with when not the FHIR one
 
     @property
     def content_type(self) -> str:
-        return (XML_TYPE if self.xml else JSON_TYPE) + "; charset=utf-8"
+        return (self.mime or (XML_TYPE if self.xml else JSON_TYPE)) + "; charset=utf-8"
 
     def render(self, content: dict[str, Any]) -> bytes:
         if self.xml:
@@ -59,7 +66,7 @@ def response_format(request: HttpRequest) -> Format:
     accept = request.META.get("HTTP_ACCEPT", "")
     if not accept:
         return Format(False, pretty)
-    wants_xml = False
+    wants_xml = ""
     for item in accept.split(","):
         name = _mime(item)
         q = 1.0
@@ -73,18 +80,18 @@ def response_format(request: HttpRequest) -> Format:
         if q <= 0:
             continue
         if name in _JSON_NAMES or name in _HTML or name in _ANY:
-            return Format(False, pretty)
+            return Format(False, pretty, name if name in _PLAIN else None)
         if name in _XML_NAMES:
-            wants_xml = True
+            wants_xml = name
             break
     if wants_xml:
-        return Format(True, pretty)
+        return Format(True, pretty, wants_xml if wants_xml in _PLAIN else None)
     raise NotAcceptable(f"None of the accepted types ({accept}) can be produced; use {JSON_TYPE} or {XML_TYPE}")
 
 
 def request_format(request: HttpRequest, *, patch: bool = False) -> str:
     """Which kind of body this is: "json", "xml" or (for PATCH) "json-patch"."""
-    if not request.body.strip():
+    if not read_body(request).strip():
         raise BadRequest("The request body is empty", code="required")
     content_type = _mime(request.META.get("CONTENT_TYPE", ""))
     if content_type in _JSON_NAMES:
@@ -101,7 +108,7 @@ def request_format(request: HttpRequest, *, patch: bool = False) -> str:
 def parse_body(request: HttpRequest, kind: str | None = None) -> Any:
     """The request body as a JSON-form value (XML is converted)."""
     kind = kind or request_format(request)  # also refuses an empty body
-    raw = request.body
+    raw = read_body(request)
     if kind == "xml":
         from fhir_api.store import fhir_xml
 

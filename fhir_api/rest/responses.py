@@ -10,8 +10,8 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import InterfaceError as DatabaseInterfaceError
-from django.db import OperationalError as DatabaseOperationalError
+from django.db import InterfaceError as DatabaseInterfaceError, OperationalError as DatabaseOperationalError
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.utils.http import http_date
 from rest_framework import exceptions as drf_exceptions
@@ -23,6 +23,7 @@ from fhir_api.store.errors import (
     Forbidden,
     MethodNotAllowed,
     NotAcceptable,
+    PayloadTooLarge,
     ServiceUnavailable,
     Unauthorized,
     UnsupportedMediaType,
@@ -83,7 +84,7 @@ def resource_response(
         body, content_type = fmt.render(outcome), fmt.content_type
     else:
         summary, elements = subsetting.subset_params(request.GET)
-        if fmt == DEFAULT and not elements and summary in (None, "false"):
+        if not fmt.xml and not fmt.pretty and not elements and summary in (None, "false"):
             body = stored.data.encode()  # the stored bytes, untouched
         else:
             body = fmt.render(subsetting.apply(stored.content, summary, elements))
@@ -111,7 +112,10 @@ def bundle_body(request: HttpRequest, bundle: dict[str, Any]) -> HttpResponse:
 
 
 def from_drf(exc: Exception) -> FhirError | None:
-    """DRF raises its own exceptions for routing-level failures; speak FHIR for them."""
+    """DRF (and Django) raise their own exceptions for routing-level failures; speak FHIR for them."""
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge(f"The request body is larger than this server's limit of "
+                               f"{settings.FHIR_MAX_BODY_BYTES} bytes (FHIR_MAX_BODY_BYTES)")
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
         return MethodNotAllowed(str(exc.detail))
     if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):

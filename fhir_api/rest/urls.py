@@ -6,6 +6,7 @@ from fhir_api.rest.views.instance import InstanceViewSet
 from fhir_api.rest.views.operation import OperationViewSet
 from fhir_api.rest.views.search import SearchViewSet
 from fhir_api.rest.views.system import SystemViewSet
+from fhir_api.rest.views.base import allowed_methods, options_response
 from fhir_api.rest.views.type import TypeViewSet
 
 TYPE = r"(?P<resource_type>[A-Z][A-Za-z]+)"
@@ -15,24 +16,30 @@ ID = r"(?P<logical_id>[^/$]+)"
 # -- search (fhir_search) routes. A DRF ViewSet maps methods to actions of one class, so
 # the base and type URLs, shared with batch/create/conditional writes, pick the search
 # view for GET and the existing view for everything else.
-_search_system = SearchViewSet.as_view({"get": "search_system", "post": "search_system"})
-_search_type = SearchViewSet.as_view({"get": "search_type", "post": "search_type"})
-_system = SystemViewSet.as_view({"post": "batch_or_transaction"})
-_type = TypeViewSet.as_view({
+_SYSTEM_ACTIONS = {"post": "batch_or_transaction"}
+_TYPE_ACTIONS = {
     "post": "create",
     "put": "conditional_update",
     "patch": "conditional_patch",
     "delete": "conditional_delete",
-})
+}
+_search_system = SearchViewSet.as_view({"get": "search_system", "post": "search_system"})
+_search_type = SearchViewSet.as_view({"get": "search_type", "post": "search_type"})
+_system = SystemViewSet.as_view(dict(_SYSTEM_ACTIONS))
+_type = TypeViewSet.as_view(dict(_TYPE_ACTIONS))
 
 
 @csrf_exempt  # like the DRF views it dispatches to: FHIR clients send no CSRF token
 def _system_route(request, **kwargs):
+    if request.method == "OPTIONS":
+        return options_response(allowed_methods({"get": ""}, _SYSTEM_ACTIONS))
     return (_search_system if request.method in ("GET", "HEAD") else _system)(request, **kwargs)
 
 
 @csrf_exempt
 def _type_route(request, **kwargs):
+    if request.method == "OPTIONS":
+        return options_response(allowed_methods({"get": ""}, _TYPE_ACTIONS))
     return (_search_type if request.method in ("GET", "HEAD") else _type)(request, **kwargs)
 
 

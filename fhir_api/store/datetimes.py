@@ -16,6 +16,27 @@ _PATTERN = re.compile(
 )
 
 
+# The ends of Python's calendar: a range reaching past them (the year 9999, or 0001 with a
+# time zone east of UTC) is clamped to them instead of overflowing.
+EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+LATEST = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def shift(moment: datetime, delta: timedelta) -> datetime:
+    """moment + delta, clamped to the calendar's ends."""
+    try:
+        return moment + delta
+    except OverflowError:
+        return LATEST if delta > timedelta(0) else EARLIEST
+
+
+def _utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        return LATEST if moment.year == datetime.max.year else EARLIEST
+
+
 def parse_range(value: str) -> tuple[datetime, datetime]:
     """The [low, high) interval a FHIR date/dateTime/instant covers. ValueError if malformed."""
     m = _PATTERN.match(value.strip())
@@ -23,18 +44,20 @@ def parse_range(value: str) -> tuple[datetime, datetime]:
         raise ValueError(f"{value!r} is not a FHIR date, dateTime or instant")
     g = m.groupdict()
     year = int(g["year"])
+    if year == 0:
+        raise ValueError(f"{value} is not a FHIR date: there is no year 0")
     if g["month"] is None:
         low = datetime(year, 1, 1, tzinfo=timezone.utc)
-        return low, datetime(year + 1, 1, 1, tzinfo=timezone.utc)
+        return low, _next_year(year, 1)
     month = int(g["month"])
     if g["day"] is None:
         low = datetime(year, month, 1, tzinfo=timezone.utc)
-        high = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=timezone.utc)
+        high = _next_year(year, 1) if month == 12 else datetime(year, month + 1, 1, tzinfo=timezone.utc)
         return low, high
     day = int(g["day"])
     if g["hour"] is None:
         low = datetime(year, month, day, tzinfo=timezone.utc)
-        return low, low + timedelta(days=1)
+        return low, shift(low, timedelta(days=1))
     tz = timezone.utc
     if g["tz"] and g["tz"] != "Z":
         sign = 1 if g["tz"][0] == "+" else -1
@@ -43,7 +66,7 @@ def parse_range(value: str) -> tuple[datetime, datetime]:
     hour, minute = int(g["hour"]), int(g["minute"])
     if g["second"] is None:
         low = datetime(year, month, day, hour, minute, tzinfo=tz)
-        return low.astimezone(timezone.utc), (low + timedelta(minutes=1)).astimezone(timezone.utc)
+        return _utc(low), _utc(shift(low, timedelta(minutes=1)))
     second = int(g["second"])
     if second == 60:  # a leap second: the last instant of the minute
         second = 59
@@ -53,7 +76,11 @@ def parse_range(value: str) -> tuple[datetime, datetime]:
     # precision: one unit of the last digit written (a second, or 10^-n s)
     digits = len(fraction) - 1 if fraction else 0
     step = timedelta(microseconds=10 ** (6 - min(digits, 6))) if digits else timedelta(seconds=1)
-    return low.astimezone(timezone.utc), (low + step).astimezone(timezone.utc)
+    return _utc(low), _utc(shift(low, step))
+
+
+def _next_year(year: int, month: int) -> datetime:
+    return LATEST if year == datetime.max.year else datetime(year + 1, month, 1, tzinfo=timezone.utc)
 
 
 def parse_instant(value: str) -> datetime:

@@ -80,6 +80,22 @@ class PreconditionFailed(FhirError):
     status, code = 412, "conflict"
 
 
+class LengthRequired(FhirError):
+    status, code = 411, "required"
+
+
+class PayloadTooLarge(FhirError):
+    """A request body (or its decompressed form) beyond FHIR_MAX_BODY_BYTES."""
+
+    status, code = 413, "too-long"
+
+
+class TooCostly(FhirError):
+    """A request beyond one of the server's limits on work (search clauses, chains, time...)."""
+
+    status, code = 400, "too-costly"
+
+
 class UnsupportedMediaType(FhirError):
     status, code = 415, "not-supported"
 

@@ -8,6 +8,7 @@ literal text and is written back verbatim.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -36,16 +37,41 @@ _LOSSY_NUMBER = re.compile(
 )
 
 
+class _OutOfRange(ValueError):
+    pass
+
+
+def _exact_float(literal: str) -> Decimal:
+    value = Decimal(literal)
+    if math.isinf(value):
+        raise _OutOfRange(f"the number {literal[:40]}... is beyond the range of a decimal")
+    return value
+
+
+def _exact_int(literal: str) -> int | Decimal:
+    # Beyond 64 bits orjson cannot write an int back: keep the literal, as for decimals
+    # (and never call int() on thousands of digits, which Python refuses anyway).
+    if len(literal.lstrip("-")) <= 18:
+        return int(literal)
+    return _exact_float(literal)
+
+
+def _no_constant(name: str) -> Any:
+    raise _OutOfRange(f"{name} is not a JSON number")
+
+
 def loads(raw: bytes | str) -> Any:
     """Parse a JSON body; malformed JSON is a 400 with the parser's message."""
     try:
         if isinstance(raw, str):
             raw = raw.encode()
         if _LOSSY_NUMBER.search(raw):
-            return json.loads(raw, parse_float=Decimal)
+            return json.loads(raw, parse_float=_exact_float, parse_int=_exact_int, parse_constant=_no_constant)
         return orjson.loads(raw)
-    except (orjson.JSONDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (orjson.JSONDecodeError, json.JSONDecodeError, UnicodeDecodeError, _OutOfRange) as exc:
         raise BadRequest(f"The body is not valid JSON: {exc}", code="structure") from None
+    except RecursionError:
+        raise BadRequest("The body is not valid JSON: nested too deeply", code="structure") from None
 
 
 def _default(value: Any) -> Any:

@@ -14,7 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import re2
 from antlr4 import CommonTokenStream, InputStream
+from django.conf import settings
 from antlr4.error.ErrorListener import ErrorListener
 from fhirpathpy import evaluate
 from fhirpathpy.engine.nodes import ResourceNode
@@ -22,7 +24,8 @@ from fhirpathpy.models import models as fhirpath_models
 from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
 from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
-from fhir_api.store.errors import BadRequest, Unprocessable
+from fhir_api.store import jsonio
+from fhir_api.store.errors import BadRequest, TooCostly, Unprocessable
 from fhir_api.store.structure import JSON_BOOLEAN, JSON_DECIMAL, JSON_INTEGER, Element, structures
 
 # ======================================================================================
@@ -40,12 +43,19 @@ def apply_json_patch(resource: dict, operations: list) -> dict:
     """Apply an RFC 6902 document to a copy of `resource`; https://hl7.org/fhir/R4/http.html#patch."""
     if not isinstance(operations, list):
         raise BadRequest("A JSON Patch document must be a JSON array of operations")
+    _check_operation_count(len(operations))
     # Check the whole document first: a malformed operation late in the list is a 400,
     # even when an earlier operation would have failed to apply (422).
     checked = [_check_json_op(op, n) for n, op in enumerate(operations)]
     doc: Any = copy.deepcopy(resource)
+    # An upper bound of the patched document's size, checked before each operation adds
+    # anything: 21 `copy`s of /extension onto itself would double it 21 times (0.9 GB).
+    size = len(jsonio.dumps(doc))
     for n, (op, path, source, value) in enumerate(checked):
         try:
+            if op in ("add", "replace", "copy"):
+                size += len(jsonio.dumps(_json_get(doc, source) if op == "copy" else value))
+                _check_size(size, n)
             doc = _apply_json_op(doc, op, path, source, value)
         except _PointerError as e:
             raise Unprocessable(f"JSON Patch operation {n} ({op}) cannot be applied: {e}") from None
@@ -196,6 +206,51 @@ def _json_equal(a: Any, b: Any) -> bool:
 # ======================================================================================
 
 _FHIRPATH_MODEL = fhirpath_models["r4"]
+
+
+# -- matches() and replaceMatches() in linear time --------------------------------------------
+# fhirpathpy runs them with Python's backtracking `re`: `matches('^(a+)+$')` on 26 a's and a
+# "!" takes seconds and doubles per character. RE2 (google-re2) takes time linear in the
+# input for every pattern; patterns it cannot run (backreferences, lookaround) are a 422.
+
+
+def _re2(pattern: Any, flags: int = 0) -> Any:
+    if not isinstance(pattern, str):
+        raise Unprocessable("matches()/replaceMatches() take a string pattern")
+    options = re2.Options()
+    options.dot_nl = bool(flags)
+    options.log_errors = False
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        raise Unprocessable(f"the regular expression {pattern[:100]} is not supported: {exc}") from None
+
+
+def _single_string(inputs: list[Any]) -> str | None:
+    if len(inputs) != 1 or not isinstance(inputs[0], str):
+        return None
+    return inputs[0]
+
+
+def _matches(inputs: list[Any], pattern: Any) -> Any:
+    text = _single_string(inputs)
+    if text is None or not pattern:
+        return []
+    return _re2(pattern, 1).search(text) is not None
+
+
+def _replace_matches(inputs: list[Any], pattern: Any, substitution: Any) -> Any:
+    text = _single_string(inputs)
+    if text is None or not isinstance(substitution, str):
+        return []
+    # FHIRPath writes groups as $1; RE2's substitution syntax is \1.
+    return _re2(pattern).sub(re.sub(r"\$(\d+)", r"\\\1", substitution), text)
+
+
+_LINEAR_TIME_REGEX_FUNCTIONS = {
+    "matches": {"fn": _matches, "arity": {1: ["String"]}, "nullable_input": True},
+    "replaceMatches": {"fn": _replace_matches, "arity": {2: ["String", "String"]}, "nullable_input": True},
+}
 # Parts each operation type needs (https://hl7.org/fhir/R4/fhirpatch.html#parameters).
 _REQUIRED_PARTS = {
     "add": ("path", "name", "value"),
@@ -227,6 +282,7 @@ class _Operation:
 def apply_fhirpath_patch(resource: dict, parameters: dict) -> dict:
     """Apply a FHIRPath Patch Parameters resource to a copy; https://hl7.org/fhir/R4/fhirpatch.html."""
     operations = _parse_parameters(parameters)  # all-or-nothing: reject a bad document up front
+    _check_operation_count(len(operations))
     working = copy.deepcopy(resource)
     for n, op in enumerate(operations):
         try:
@@ -235,7 +291,21 @@ def apply_fhirpath_patch(resource: dict, parameters: dict) -> dict:
             where = f"FHIRPath Patch operation {n} ({op.type} {op.path})"
             raise Unprocessable(f"{where}: {e.diagnostics}") from None
     _prune(working)
+    _check_size(len(jsonio.dumps(working)), len(operations) - 1)
     return working
+
+
+def _check_operation_count(count: int) -> None:
+    limit = settings.FHIR_PATCH_MAX_OPERATIONS
+    if count > limit:
+        raise TooCostly(f"The patch has {count} operations; this server's limit is {limit} (FHIR_PATCH_MAX_OPERATIONS)")
+
+
+def _check_size(size: int, n: int) -> None:
+    limit = settings.FHIR_PATCH_MAX_BYTES
+    if size > limit:
+        raise TooCostly(f"Patch operation {n} would make the resource larger than this server's limit of "
+                        f"{limit} bytes (FHIR_PATCH_MAX_BYTES)")
 
 
 # -- the Parameters document ------------------------------------------------------------
@@ -420,8 +490,9 @@ class _View:
 
     def evaluate(self, expression: str) -> list[Any]:
         context = {"resource": self.tree, "rootResource": self.tree}
+        options = {"returnRawData": True, "userInvocationTable": _LINEAR_TIME_REGEX_FUNCTIONS}
         try:
-            return evaluate(self.tree, expression, context, _FHIRPATH_MODEL, {"returnRawData": True})
+            return evaluate(self.tree, expression, context, _FHIRPATH_MODEL, options)
         except Exception as e:  # fhirpathpy raises bare Exceptions ("Not implemented: resolve")
             raise Unprocessable(f"cannot evaluate {expression!r}: {e}") from None
 

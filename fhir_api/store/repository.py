@@ -29,6 +29,7 @@ from fhir_api.store.structure import resource_types
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}\Z")
+_HISTORY_CURSOR = re.compile(r"([0-9]{1,16})-([0-9]{1,18})\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class Stored:
     deleted: bool
     data: str  # JSON text ("" for a deletion)
     method: str = ""
+    created: bool = False  # (history) this version brought the resource into being: 201, not 200
 
     @property
     def etag(self) -> str:
@@ -68,9 +70,16 @@ def check_type(resource_type: str) -> None:
         raise NotFound(f"Unknown resource type '{resource_type}'", code="not-supported")
 
 
+def valid_id(logical_id: str) -> bool:
+    # Ids made only of dots match the R4 pattern but are path segments to every URL
+    # library (`Patient/..` is the base), so a resource could never be addressed.
+    return bool(ID_PATTERN.match(logical_id)) and bool(logical_id.strip("."))
+
+
 def check_id(logical_id: str) -> None:
-    if not ID_PATTERN.match(logical_id):
-        raise BadRequest(f"'{logical_id}' is not a valid resource id ([A-Za-z0-9-.]{{1,64}})")
+    if not valid_id(logical_id):
+        shown = logical_id.encode("unicode_escape").decode("ascii")[:100]  # NUL and friends, readable
+        raise BadRequest(f"'{shown}' is not a valid resource id ([A-Za-z0-9-.]{{1,64}}, not only dots)")
 
 
 def now() -> datetime:
@@ -144,9 +153,11 @@ def prepare(resource_type: str, content: Any, logical_id: str | None = None) -> 
     if not isinstance(content, dict):
         raise BadRequest("The body must be a JSON object holding a resource", code="structure")
     body_type = content.get("resourceType")
+    if body_type is None:
+        raise BadRequest(f"The body has no resourceType (the URL names {resource_type})", code="required")
     if body_type != resource_type:
         raise BadRequest(
-            f"The resource type in the body ({body_type!r}) does not match the URL ({resource_type})"
+            f"The resource type in the body ({jsonio.dumps(body_type).decode()[:80]}) does not match the URL ({resource_type})"
         )
     body_id = content.get("id")
     if logical_id is not None and body_id is not None and body_id != logical_id:
@@ -217,10 +228,11 @@ def _locked_row(resource_type: str, logical_id: str) -> Resource | None:
 def _check_version(row: Resource | None, if_match: int | None) -> None:
     if if_match is None:
         return
-    current = row.version_id if row is not None else None
-    if current != if_match:
+    if row is None:
+        raise PreconditionFailed(f"Version conflict: If-Match asked for version {if_match}, but the resource does not exist")
+    if row.version_id != if_match:
         raise PreconditionFailed(
-            f"Version conflict: If-Match asked for version {if_match}, the current version is {current}"
+            f"Version conflict: If-Match asked for version {if_match}, the current version is {row.version_id}"
         )
 
 
@@ -458,13 +470,23 @@ def history(
         qs = qs.filter(last_updated__lt=high).exclude(Exists(newer))
     total = qs.count() if with_total else None
     if cursor:
+        # The cursor comes back from the client: anything but what we wrote is a 400, never
+        # an overflow in datetime or a 64-bit column.
+        m = _HISTORY_CURSOR.match(cursor)
         try:
-            stamp_us, _, row_id = cursor.partition("-")
-            cursor_at = datetime.fromtimestamp(int(stamp_us) / 1_000_000, timezone.utc)
-            cursor_id = int(row_id)
-        except ValueError:
-            raise BadRequest(f"Invalid paging cursor {cursor!r}") from None
+            if m is None:
+                raise ValueError(cursor)
+            cursor_at = datetime.fromtimestamp(int(m.group(1)) / 1_000_000, timezone.utc)
+            cursor_id = int(m.group(2))
+        except (ValueError, OverflowError, OSError):
+            raise BadRequest(f"Invalid paging cursor '{cursor[:100]}'") from None
         qs = qs.filter(Q(last_updated__lt=cursor_at) | Q(last_updated=cursor_at, id__lt=cursor_id))
+    # A version creates its resource when it is the first or follows a deletion (an update as
+    # create answered 201; its history entry says so too).
+    after_deletion = ResourceVersion.objects.filter(
+        resource_id=OuterRef("resource_id"), version_id=OuterRef("version_id") - 1, deleted=True
+    )
+    qs = qs.annotate(revives=Exists(after_deletion))
     rows = list(qs.order_by("-last_updated", "-id")[: count + 1])
     next_cursor = None
     if len(rows) > count:
@@ -472,4 +494,9 @@ def history(
         last = rows[-1]
         micros = (last.last_updated - _EPOCH) // timedelta(microseconds=1)
         next_cursor = f"{micros}-{last.id}"
-    return HistoryPage([_stored(r, r.method) for r in rows], next_cursor, total)
+    entries = [
+        Stored(r.resource_type, r.logical_id, r.version_id, r.last_updated, r.deleted, r.data, r.method,
+               created=not r.deleted and (r.version_id == 1 or r.revives))
+        for r in rows
+    ]
+    return HistoryPage(entries, next_cursor, total)

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from fhir_api.store import jsonio, narrative
 from fhir_api.store.errors import Issue, Unprocessable
 from fhir_api.store.structure import Element, definitions_of, resource_types, structures
 
@@ -160,7 +161,8 @@ def _string_check(type_code: str) -> _Check:
         if type_code == "xhtml":
             if _XHTML_ROOT.match(value) is None:
                 return "value", "xhtml must be a <div> in the XHTML namespace"
-            return None
+            found = narrative.problems(value)
+            return ("invariant", "; ".join(found)) if found else None
         if type_code == "string" and len(value) > 1048576:
             return "value", "a string may hold at most 1 MB (datatypes.html#string)"
         if regex is not None and not regex.fullmatch(value):
@@ -279,6 +281,9 @@ class _Found:
     parent: int | None  # index into the walker's list
 
 
+MAX_NESTING = 100  # levels of elements in one resource; JSON writers stop at 254 levels of arrays and objects
+
+
 class _Walker:
     """Walks a resource along the definitions, collecting issues and nested resources."""
 
@@ -297,7 +302,8 @@ class _Walker:
             return
         rtype = value.get("resourceType")
         if not isinstance(rtype, str) or rtype not in resource_types():
-            self.issue("structure", path, f"unknown or missing resourceType {rtype!r}")
+            told = "missing resourceType" if rtype is None else f"unknown resourceType {jsonio.dumps(rtype).decode()[:80]}"
+            self.issue("structure", path, told)
             return
         rid = value.get("id")
         # Non-strings and "" are reported by the string check of `id` itself.
@@ -312,6 +318,11 @@ class _Walker:
     def node(self, obj: dict[str, Any], node: str, path: str, is_resource: bool = False) -> None:
         if not obj:
             self.issue("structure", path, "empty objects are not allowed (json.html: no empty elements)")
+            return
+        if path.count(".") > MAX_NESTING:
+            # Extension in extension in extension...: no record nests this deep, and the JSON
+            # writer (and the stack) have limits; refuse here, with the path, not later.
+            self.issue("structure", path, f"elements nest more than {MAX_NESTING} levels deep")
             return
         plan = _plan(node)
         fields = plan.fields

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fhir_api.store.errors import BadRequest
+from django.conf import settings
+
+from fhir_api.store.errors import BadRequest, TooCostly
 from fhir_api.store.structure import resource_types
 from fhir_search.params import ParamType, Unsupported, param_type
 from fhir_search.params.base import NOT_SUPPORTED_MODIFIERS
@@ -52,8 +54,23 @@ def lookup(resource_type: str | None, code: str) -> SearchParam | None:
     return registry().get(resource_type or "", code)
 
 
+def check_depth(name: str) -> None:
+    """Chains and `_has` multiply the SQL (a chain without a type tries every target type):
+    bounded by settings, answered with 400 too-costly beyond."""
+    has_depth = name.count("_has:")
+    if has_depth > settings.FHIR_SEARCH_MAX_HAS_DEPTH:
+        raise TooCostly(f"'{name[:100]}' nests _has {has_depth} deep; this server's limit is "
+                        f"{settings.FHIR_SEARCH_MAX_HAS_DEPTH} (FHIR_SEARCH_MAX_HAS_DEPTH)")
+    # Every "." outside a _has prefix is one link of a chain (_has inner names chain too).
+    links = max((part.count(".") for part in name.split("_has:")), default=0)
+    if links > settings.FHIR_SEARCH_MAX_CHAIN:
+        raise TooCostly(f"'{name[:100]}' chains {links} references; this server's limit is "
+                        f"{settings.FHIR_SEARCH_MAX_CHAIN} (FHIR_SEARCH_MAX_CHAIN)")
+
+
 def resolve(resource_type: str | None, name: str) -> Criterion:
     """The criterion a parameter name stands for. Raises UnknownParameter / Unsupported / BadRequest."""
+    check_depth(name)
     if name.startswith("_has:"):
         return _has(resource_type, name)
     head, dot, rest = name.partition(".")

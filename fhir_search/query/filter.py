@@ -23,6 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
+
+from fhir_api.store.errors import TooCostly
 from fhir_search.params import Unsupported
 from fhir_search.query.criteria import Chain, Criterion, Has, Plain
 from fhir_search.query.criteria import resolve as resolve_name
@@ -151,6 +154,8 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = _lex(text)
         self.i = 0
+        self.depth = 0  # open parentheses and `not`s: bounded, or deep input would exhaust the stack
+        self.comparisons = 0  # each becomes SQL: bounded like the clauses of a search
 
     def peek(self) -> _Token | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -181,13 +186,24 @@ class _Parser:
             parts.append(self.unary())
         return parts[0] if len(parts) == 1 else And(tuple(parts))
 
+    def nest(self) -> None:
+        self.depth += 1
+        if self.depth > settings.FHIR_SEARCH_MAX_FILTER_DEPTH:
+            raise TooCostly(f"_filter nests parentheses and 'not' deeper than this server's limit of "
+                            f"{settings.FHIR_SEARCH_MAX_FILTER_DEPTH} (FHIR_SEARCH_MAX_FILTER_DEPTH)")
+
     def unary(self) -> Node:
         if self.keyword("not"):
-            return Not(self.unary())
+            self.nest()
+            inner_not = Not(self.unary())
+            self.depth -= 1
+            return inner_not
         token = self.peek()
         if token is not None and token.kind == "(":
             self.i += 1
+            self.nest()
             inner = self.expression()
+            self.depth -= 1
             closing = self.peek()
             if closing is None or closing.kind != ")":
                 raise FilterSyntaxError(f"the '(' at position {token.at + 1} is not closed")
@@ -196,6 +212,10 @@ class _Parser:
         return self.comparison()
 
     def comparison(self) -> Comparison:
+        self.comparisons += 1
+        if self.comparisons > settings.FHIR_SEARCH_MAX_CLAUSES:
+            raise TooCostly(f"_filter has more comparisons than this server's limit of "
+                            f"{settings.FHIR_SEARCH_MAX_CLAUSES} (FHIR_SEARCH_MAX_CLAUSES)")
         path = self.take()
         if path.kind != "word":
             raise FilterSyntaxError(f"a parameter name was expected at position {path.at + 1}, not {path.text!r}")

@@ -43,13 +43,33 @@ class Cursor:
     def decode(cls, token: str, n_keys: int) -> Cursor:
         try:
             data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-            keys = tuple(datetime.fromisoformat(k["t"]) if isinstance(k, dict) else k for k in data["k"])
-            cursor = cls(int(data["b"]), keys, int(data["i"]), bool(data["p"]))
-        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-            raise BadRequest(f"Invalid paging cursor {token!r}") from None
+            keys = tuple(_key(k) for k in data["k"])
+            cursor = cls(_row_id(data["b"]), keys, _row_id(data["i"]), bool(data["p"]))
+        except (ValueError, KeyError, TypeError, OverflowError, orjson.JSONDecodeError):
+            # A cursor is ours only until the client hands it back: a tampered one is a 400.
+            raise BadRequest(f"Invalid paging cursor '{token[:100]}'") from None
         if len(cursor.keys) != n_keys:
             raise BadRequest("The paging cursor does not belong to this search (its _sort changed)")
         return cursor
+
+
+def _row_id(value: Any) -> int:
+    if type(value) is not int or not 0 <= value < 2**63:
+        raise ValueError(value)
+    return value
+
+
+def _key(value: Any) -> Any:
+    """One sort value of a cursor, as encode() wrote it (a tampered one raises ValueError)."""
+    if isinstance(value, dict):
+        return datetime.fromisoformat(value["t"])
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
+        return value
+    if isinstance(value, str) and "\x00" not in value:
+        return value
+    raise ValueError(value)
 
 
 def key_name(index: int) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from fhir_api.store.errors import BadRequest
+from fhir_api.store.errors import BadRequest, TooCostly
 from fhir_api.store.structure import resource_types
 from fhir_search import terminology
 from fhir_search.params import Env, ParamType, Unsupported, param_type
@@ -164,9 +164,9 @@ class _Parser:
     # -- result parameters (search.html#return) ----------------------------------------------
 
     def _result_count(self, name: str, value: str) -> None:
-        if not value.isdigit():
-            raise BadRequest(f"_count={value!r} is not a non-negative integer")
-        self.request.count = min(int(value), settings.FHIR_MAX_COUNT)
+        if not (value.isascii() and value.isdigit()):  # "²".isdigit() is true, int("²") fails
+            raise BadRequest(f"_count={value} is not a non-negative integer")
+        self.request.count = settings.FHIR_MAX_COUNT if len(value) > 9 else min(int(value), settings.FHIR_MAX_COUNT)
         self.request.kept.append((name, str(self.request.count)))
 
     def _result_total(self, name: str, value: str) -> None:
@@ -285,10 +285,20 @@ def parse_request(
     types: tuple[str, ...] | None, params: list[tuple[str, str]], *, strict: bool, env: Env
 ) -> SearchRequest:
     parser = _Parser(types, strict, env)
+    formats = []
+    asked = [(n, v) for n, v in params if n not in FORMAT_PARAMS]
+    if len(asked) > settings.FHIR_SEARCH_MAX_CLAUSES:
+        raise TooCostly(f"The search has {len(asked)} parameters; this server's limit is "
+                        f"{settings.FHIR_SEARCH_MAX_CLAUSES} (FHIR_SEARCH_MAX_CLAUSES)")
     for name, value in params:
+        if "\x00" in name or "\x00" in value:
+            # No database stores NUL in text (PostgreSQL refuses it): no resource can match.
+            raise BadRequest(f"The search parameter {name.replace(chr(0), '%00')[:100]} contains a NUL character")
         if name in FORMAT_PARAMS:
+            formats.append((name, value))  # kept so paging links answer in the same format
             continue
         parser.add(name, value)
+    parser.request.kept.extend(formats)
     return parser.request
 
 

@@ -26,9 +26,10 @@ def test_empty_body_is_400(fhir):
     assert fhir.post("/Patient", "").status_code == 400
 
 
-def test_vread_with_non_numeric_version_is_400(fhir, patient):
-    assert fhir.get(f"/Patient/{patient['id']}/_history/abc").status_code == 400
+def test_vread_of_a_version_id_never_assigned_is_404(fhir, patient):
+    # versionId is an id, not a number (resource.html#Meta): "abc" is just not known
+    assert fhir.get(f"/Patient/{patient['id']}/_history/abc").status_code == 404
 
 
-def test_bad_if_match_is_400(fhir, patient):
-    assert fhir.put(f"/Patient/{patient['id']}", patient, headers={"If-Match": "nonsense"}).status_code == 400
+def test_if_match_naming_a_version_never_assigned_is_412(fhir, patient):
+    assert fhir.put(f"/Patient/{patient['id']}", patient, headers={"If-Match": "nonsense"}).status_code == 412

@@ -177,11 +177,11 @@ def _parse(invocation: Invocation, compartment: str) -> _Ask:
     count_raw = _one(invocation, "_count")
     if count_raw is None:
         count = settings.FHIR_MAX_COUNT
-    elif count_raw.isdigit():
-        count = min(int(count_raw), settings.FHIR_MAX_COUNT)
+    elif isinstance(count_raw, str) and count_raw.isascii() and count_raw.isdigit():
+        count = settings.FHIR_MAX_COUNT if len(count_raw) > 9 else min(int(count_raw), settings.FHIR_MAX_COUNT)
         kept.append(("_count", str(count)))
     else:
-        raise BadRequest(f"_count={count_raw!r} is not a non-negative integer")
+        raise BadRequest(f"_count={count_raw} is not a non-negative integer")
     token = _one(invocation, "_cursor")
     cursor = Cursor.decode(token, 0) if token else None
     return _Ask(compartment, invocation.logical_id, tuple(types) or None, since, care, count, cursor, token,

@@ -30,8 +30,9 @@ from typing import Any
 from django.http import HttpResponse
 
 from fhir_api.rest import formats
+from fhir_api.rest.body import read_body
 from fhir_api.store import repository, validation
-from fhir_api.store.errors import BadRequest, Issue
+from fhir_api.store.errors import BadRequest, Issue, PreconditionFailed
 from fhir_api.rest.operations import Invocation, operation
 from fhir_api.rest.responses import render
 from fhir_api.store.structure import resource_types
@@ -68,7 +69,7 @@ def _resource_of(invocation: Invocation) -> Any:
     if invocation.resource is not None:
         return invocation.resource
     if invocation.resource_type == "Parameters" and not invocation.values("resource") \
-            and invocation.request.method == "POST" and invocation.request.body.strip():
+            and invocation.request.method == "POST" and read_body(invocation.request).strip():
         # `POST Parameters/$validate` with a Parameters body and no `resource` parameter: the
         # body itself is what to check (as sent, without the URL's parameters merged in).
         return formats.parse_body(invocation.request)
@@ -79,6 +80,9 @@ def _content_issues(resource_type: str, resource: Any) -> list[Issue]:
     if not isinstance(resource, dict):
         return [_issue("error", "structure", "The resource must be a JSON object")]
     body_type = resource.get("resourceType")
+    if body_type is None:
+        return [_issue("error", "required", f"The body has no resourceType (the URL names {resource_type})",
+                       "resourceType")]
     if body_type != resource_type:
         message = f"The resource type in the body ({body_type!r}) does not match the URL ({resource_type})"
         return [_issue("error", "invalid", message, "resourceType")]
@@ -120,10 +124,15 @@ def _nominated_profile(resource_type: str, profile: Any) -> list[Issue]:
 
 def _version_issues(invocation: Invocation, current: int | None) -> list[Issue]:
     """The If-Match header of the $validate request, checked as the real write would."""
-    expected = if_match(invocation.request)
+    reference = f"{invocation.resource_type}/{invocation.logical_id}"
+    try:
+        expected = if_match(invocation.request)
+    except PreconditionFailed as error:  # a version this server never assigns
+        return [_issue("error", "conflict", error.diagnostics)]
     if expected is None or expected == current:
         return []
-    reference = f"{invocation.resource_type}/{invocation.logical_id}"
+    if current is None:
+        return [_issue("error", "conflict", f"If-Match asked for version {expected}, but {reference} does not exist")]
     return [_issue("error", "conflict", f"Version conflict: If-Match asked for version {expected}, the current "
                    f"version of {reference} is {current}")]
 
@@ -139,7 +148,7 @@ def _update_issues(invocation: Invocation, resource: dict[str, Any]) -> list[Iss
     rtype, logical_id = invocation.resource_type, invocation.logical_id
     assert rtype is not None and logical_id is not None
     issues = []
-    if not repository.ID_PATTERN.match(logical_id):
+    if not repository.valid_id(logical_id):
         issues.append(_issue("error", "invalid", f"'{logical_id}' is not a valid resource id ([A-Za-z0-9-.]{{1,64}})"))
     body_id = resource.get("id")
     if body_id is None:
@@ -147,11 +156,13 @@ def _update_issues(invocation: Invocation, resource: dict[str, Any]) -> list[Iss
     elif body_id != logical_id:
         issues.append(_issue("error", "invalid", f"The id in the body ({body_id!r}) does not match the id in the URL "
                              f"({logical_id!r})", f"{rtype}.id"))
-    current = repository.current_version(rtype, logical_id) if not issues else None
-    if not issues and current is None:
+    valid_url_id = repository.valid_id(logical_id)
+    current = repository.current_version(rtype, logical_id) if valid_url_id else None
+    if valid_url_id and current is None:
         issues.append(_issue("information", "informational", f"{rtype}/{logical_id} does not exist: the update would "
                              "create it"))
-    issues.extend(_version_issues(invocation, current))
+    if valid_url_id:
+        issues.extend(_version_issues(invocation, current))
     return issues
 
 

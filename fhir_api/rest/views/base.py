@@ -10,9 +10,12 @@ from rest_framework.viewsets import ViewSet
 
 from fhir_api.rest import authorization
 from fhir_api.rest.responses import exception_handler
-from fhir_api.store.errors import BadRequest
+from fhir_api.store.errors import BadRequest, MethodNotAllowed, PreconditionFailed
 
 _ETAG = re.compile(r'\s*(?:W/)?"?([^"]*)"?\s*\Z')
+_COUNT = re.compile(r"[0-9]+\Z")
+# Versions this server assigns: ASCII digits only (str.isdigit() also takes "²").
+_VERSION = re.compile(r"[0-9]{1,18}\Z")
 
 
 class FhirViewSet(ViewSet):
@@ -34,14 +37,21 @@ class FhirViewSet(ViewSet):
         self.args, self.kwargs, self.request = args, kwargs, request
         self.headers = {}
         self.format_kwarg = None
+        method = (request.method or "").lower()
         try:
-            handler = getattr(self, request.method.lower(), None) if request.method else None
-            if handler is None or request.method.lower() not in self.http_method_names:
-                handler = self.http_method_not_allowed
-            public = getattr(self, "action_map", {}).get(request.method.lower()) in self.public_actions
+            if method == "options":
+                return options_response(allowed_methods(self.action_map))
+            # Only the methods this route maps: the view's action names (`delete`, `patch`)
+            # must never answer a method the route does not offer (DELETE on `_history`).
+            if method not in self.action_map:
+                raise MethodNotAllowed(
+                    f"{request.method} is not allowed here; allowed: {allowed_methods(self.action_map)}",
+                    headers={"Allow": allowed_methods(self.action_map)},
+                )
+            public = self.action_map.get(method) in self.public_actions
             access = None if public else authorization.authenticate(request)
             with authorization.serving(request, access):
-                return handler(request, *args, **kwargs)
+                return getattr(self, method)(request, *args, **kwargs)
         except Exception as exc:
             return self.handle_exception(exc)
 
@@ -52,18 +62,62 @@ class FhirViewSet(ViewSet):
         return response
 
 
-def parse_etag(value: str | None, header: str = "If-Match") -> int | None:
-    """A version number from an ETag-style header: W/"3", "3" or 3."""
+def allowed_methods(*action_maps: dict[str, str]) -> str:
+    """The Allow header of a route: its mapped methods, HEAD with GET, and OPTIONS."""
+    methods = {m.upper() for actions in action_maps for m in actions}
+    if "GET" in methods:
+        methods.add("HEAD")
+    methods.add("OPTIONS")
+    return ", ".join(sorted(methods))
+
+
+def options_response(allow: str) -> HttpResponse:
+    """OPTIONS on a FHIR URL: which methods it takes (RFC 9110 section 9.3.7), no body."""
+    response = HttpResponse(status=200)
+    response["Allow"] = allow
+    response["Content-Length"] = "0"
+    return response
+
+
+def parse_etag(value: str | None, header: str = "If-Match") -> str | None:
+    """The version id in an ETag-style header: W/"3", "3" or 3 -> "3" (None when absent)."""
     if not value:
         return None
     m = _ETAG.match(value)
-    if not m or not m.group(1).isdigit():
-        raise BadRequest(f"{header}: {value!r} is not a version ETag such as W/\"3\"")
-    return int(m.group(1))
+    if not m or not m.group(1):
+        raise BadRequest(f"{header}: '{value}' is not a version ETag such as W/\"3\"")
+    return m.group(1)
+
+
+def expected_version(value: str | None) -> int | None:
+    """The version an If-Match asks for. A versionId is an id, not a number
+    (resource.html#Meta): one this server never assigns cannot be current, so 412."""
+    version = parse_etag(value)
+    if version is None:
+        return None
+    if not _VERSION.match(version):
+        raise PreconditionFailed(f"Version conflict: If-Match asked for version '{version}', which does not exist")
+    return int(version)
 
 
 def if_match(request: HttpRequest) -> int | None:
-    return parse_etag(request.META.get("HTTP_IF_MATCH"))
+    return expected_version(request.META.get("HTTP_IF_MATCH"))
+
+
+def query_string(request: HttpRequest) -> str:
+    """The raw query string as the client sent it, UTF-8 decoded.
+
+    WSGI hands it over as latin-1 text (PEP 3333), so raw UTF-8 (`name:exact=Zoë` typed
+    without percent-encoding) must be turned back into bytes and read as UTF-8 to mean
+    what the percent-encoded form means.
+    """
+    raw = request.META.get("QUERY_STRING", "")
+    try:
+        return raw.encode("iso-8859-1").decode("utf-8")
+    except UnicodeEncodeError:  # already real text (a request built in process)
+        return raw
+    except UnicodeDecodeError:
+        raise BadRequest("The query string is not UTF-8") from None
 
 
 def prefer(request: HttpRequest, key: str = "return") -> str | None:
@@ -80,6 +134,6 @@ def count_param(request: HttpRequest, default: int | None = None) -> int:
     raw = request.GET.get("_count")
     if raw is None:
         return default or settings.FHIR_DEFAULT_COUNT
-    if not raw.isdigit():
-        raise BadRequest(f"_count={raw!r} is not a non-negative integer")
-    return min(int(raw), settings.FHIR_MAX_COUNT)
+    if not _COUNT.match(raw):
+        raise BadRequest(f"_count={raw} is not a non-negative integer")
+    return settings.FHIR_MAX_COUNT if len(raw) > 9 else min(int(raw), settings.FHIR_MAX_COUNT)

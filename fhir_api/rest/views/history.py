@@ -62,7 +62,10 @@ def _entry(base: str, stored: repository.Stored) -> dict:
     method = stored.method or "PUT"
     url = stored.resource_type if method == "POST" else stored.reference
     entry["request"] = {"method": method, "url": url}
-    status = {"POST": "201 Created", "DELETE": "204 No Content"}.get(method, "200 OK")
+    if method == "DELETE":
+        status = "204 No Content"
+    else:
+        status = "201 Created" if stored.created or method == "POST" else "200 OK"
     entry["response"] = {
         "status": status,
         "etag": stored.etag,

@@ -18,7 +18,7 @@ def _not_modified(request: HttpRequest, stored: repository.Stored) -> bool:
     """Conditional read: If-None-Match / If-Modified-Since (http.html#cread)."""
     etag = request.META.get("HTTP_IF_NONE_MATCH")
     if etag:
-        return parse_etag(etag, "If-None-Match") == stored.version_id
+        return parse_etag(etag, "If-None-Match") == str(stored.version_id)
     since = request.META.get("HTTP_IF_MODIFIED_SINCE")
     if since:
         when = parse_http_date_safe(since)
@@ -52,6 +52,7 @@ def patch_function(request: HttpRequest) -> Callable[[dict], dict]:
 class InstanceViewSet(FhirViewSet):
     def read(self, request: HttpRequest, resource_type: str, logical_id: str) -> HttpResponse:
         repository.check_type(resource_type)
+        repository.check_id(logical_id)
         authorization.require_visible(request, resource_type, logical_id, "r")
         stored = repository.read(resource_type, logical_id)
         if _not_modified(request, stored):
@@ -60,8 +61,11 @@ class InstanceViewSet(FhirViewSet):
 
     def vread(self, request: HttpRequest, resource_type: str, logical_id: str, version_id: str) -> HttpResponse:
         repository.check_type(resource_type)
-        if not version_id.isdigit():
-            raise BadRequest(f"'{version_id}' is not a version id")
+        repository.check_id(logical_id)
+        # A versionId is an id (resource.html#Meta): one this server never assigned is
+        # simply not known, whatever characters it has.
+        if not (version_id.isascii() and version_id.isdigit() and len(version_id) <= 18):
+            raise NotFound(f"{resource_type}/{logical_id}/_history/{version_id} is not known")
         authorization.require_visible(request, resource_type, logical_id, "r")
         stored = repository.vread(resource_type, logical_id, int(version_id))
         if _not_modified(request, stored):
@@ -76,11 +80,13 @@ class InstanceViewSet(FhirViewSet):
 
     def patch(self, request: HttpRequest, resource_type: str, logical_id: str) -> HttpResponse:
         repository.check_type(resource_type)
+        repository.check_id(logical_id)
         authorization.require_writable(request, resource_type, logical_id, "u")
         written = repository.patch(resource_type, logical_id, patch_function(request), if_match=if_match(request))
         return written_response(request, written)
 
     def delete(self, request: HttpRequest, resource_type: str, logical_id: str) -> HttpResponse:
+        repository.check_id(logical_id)
         repository.check_type(resource_type)
         authorization.require_writable(request, resource_type, logical_id, "d")
         written = repository.delete(resource_type, logical_id, if_match=if_match(request))
@@ -91,6 +97,7 @@ class InstanceViewSet(FhirViewSet):
 
     def history(self, request: HttpRequest, resource_type: str, logical_id: str) -> HttpResponse:
         repository.check_type(resource_type)
+        repository.check_id(logical_id)
         authorization.require_visible(request, resource_type, logical_id, "r")
         if repository.current_version(resource_type, logical_id) is None:
             raise NotFound(f"{resource_type}/{logical_id} is not known")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 
 from fhir_api.rest import authorization, formats, operations
+from fhir_api.rest.body import read_body
 from fhir_api.store import repository
 from fhir_api.store.errors import Forbidden, MethodNotAllowed
 from fhir_api.rest.views.base import FhirViewSet
@@ -20,7 +21,7 @@ def _invoke(request: HttpRequest, name: str, level: str, resource_type: str | No
     op = operations.find(name, level, resource_type)
     _authorize(request, op, resource_type, logical_id)
     resource = None
-    if request.method == "POST" and request.body.strip():
+    if request.method == "POST" and read_body(request).strip():
         body = formats.parse_body(request)
         if isinstance(body, dict) and body.get("resourceType") == "Parameters":
             parameters = body

@@ -11,11 +11,12 @@ from urllib.parse import parse_qsl
 from django.http import HttpRequest, HttpResponse
 
 from fhir_api.store import repository
-from fhir_api.store.errors import UnsupportedMediaType
+from fhir_api.store.errors import BadRequest, UnsupportedMediaType
 from fhir_api.rest import authorization
 from fhir_api.rest.responses import base_url, bundle_body
-from fhir_api.rest.views.base import FhirViewSet, prefer
+from fhir_api.rest.views.base import FhirViewSet, prefer, query_string
 from fhir_search.query.parse import parse_types
+from fhir_api.rest.body import read_body
 from fhir_search.service import search_bundle
 
 _FORM = "application/x-www-form-urlencoded"
@@ -23,12 +24,16 @@ _FORM = "application/x-www-form-urlencoded"
 
 def search_params(request: HttpRequest) -> list[tuple[str, str]]:
     """(name, value) pairs in request order: the URL's, then a POSTed form's."""
-    params = parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True)
+    params = parse_qsl(query_string(request), keep_blank_values=True)
     if request.method == "POST":
         content_type = request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
-        if request.body and content_type != _FORM:
+        body = read_body(request)
+        if body and content_type != _FORM:
             raise UnsupportedMediaType(f"POST _search takes {_FORM}, not {content_type or 'no content type'}")
-        params += parse_qsl(request.body.decode(), keep_blank_values=True)
+        try:
+            params += parse_qsl(body.decode(), keep_blank_values=True)
+        except UnicodeDecodeError:
+            raise BadRequest("The form body is not UTF-8") from None
     return params
 
 

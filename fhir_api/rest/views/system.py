@@ -1,6 +1,8 @@
 """System level: capabilities, history of everything (https://hl7.org/fhir/R4/http.html#capabilities)."""
 from __future__ import annotations
 
+import hashlib
+
 from django.http import HttpRequest, HttpResponse
 
 from fhir_api.rest.capability import capability_statement
@@ -15,7 +17,12 @@ class SystemViewSet(FhirViewSet):
 
     def capabilities(self, request: HttpRequest) -> HttpResponse:
         mode = request.GET.get("mode", "full")
-        return render(request, capability_statement(base_url(request), mode))
+        response = render(request, capability_statement(base_url(request), mode))
+        # The statement changes only when the server's definitions do: a content hash lets
+        # clients and caches revalidate (http.html#capabilities: SHOULD carry an ETag).
+        digest = hashlib.blake2b(response.content, digest_size=12).hexdigest()
+        response["ETag"] = f'W/"{digest}"'
+        return response
 
     def batch_or_transaction(self, request: HttpRequest) -> HttpResponse:
         base = base_url(request)

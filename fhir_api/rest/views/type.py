@@ -11,13 +11,13 @@ from fhir_api.rest import authorization, conditional, formats
 from fhir_api.store import repository
 from fhir_api.store.errors import BadRequest
 from fhir_api.rest.responses import resource_response
-from fhir_api.rest.views.base import FhirViewSet, if_match, prefer
+from fhir_api.rest.views.base import FhirViewSet, if_match, prefer, query_string
 from fhir_api.rest.views.history import history_bundle
 from fhir_api.rest.views.instance import patch_function, written_response
 
 
 def _criteria(request: HttpRequest) -> str:
-    query = request.META.get("QUERY_STRING", "")
+    query = query_string(request)
     if not query:
         raise BadRequest("A conditional interaction on a type needs search criteria in the URL")
     return query
