@@ -117,6 +117,9 @@ def test_standalone_launch_with_authlib_and_a_real_sign_in(smart_server, confide
 
     refreshed = oauth.refresh_token(f"{base}/auth/token", refresh_token=token["refresh_token"])
     assert refreshed["access_token"] != token["access_token"] and refreshed["patient"] == patient_record
+    # Closing the keep-alive connections ends the server's request threads before it stops.
+    browser.close()
+    oauth.close()
 
 
 def test_backend_service_with_authlib_private_key_jwt(smart_server, backend_service, service_key):
@@ -130,6 +133,7 @@ def test_backend_service_with_authlib_private_key_jwt(smart_server, backend_serv
     assert token["scope"] == "system/Patient.rs" and token["expires_in"] <= 300
     assert "refresh_token" not in token
     assert access_for_token(token["access_token"]).permits("Patient", "r")
+    session.close()
 
     # Signing again with the same claims reuses authlib's jti (it keeps it in the dict it was
     # given): the server sees a replay and refuses it.

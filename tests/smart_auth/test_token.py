@@ -18,7 +18,7 @@ from oauth2_provider.models import get_access_token_model, get_grant_model
 from smart_auth.access import access_for_token
 from smart_auth.models import TokenContext
 from tests.smart_auth.conftest import (
-    REDIRECT, App, exchange, form_post, get_code, make_client, pkce_pair,
+    REDIRECT, App, exchange, form_post, get_code, make_client,
 )
 
 AccessToken = get_access_token_model()
