@@ -12,7 +12,6 @@ GUNICORN_WORKER_CLASS ?= gthread
 GUNICORN_THREADS ?= 32
 export HOST PORT WEB_CONCURRENCY GUNICORN_WORKER_CLASS GUNICORN_THREADS
 # Local development serves without SMART unless the environment says otherwise.
-export FHIR_AUTH_REQUIRED ?= false
 
 .PHONY: run serve test migrate bench clean
 
@@ -31,8 +30,12 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 migrate: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 
+# Local development serves without SMART unless the environment says otherwise; `make serve`
+# keeps the default (FHIR_AUTH_REQUIRED=true).
 run: migrate
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	@if [ "$${FHIR_AUTH_REQUIRED:-false}" = "false" ]; then \
+	  echo "*** make run: authentication is OFF (FHIR_AUTH_REQUIRED=false): local development only ***"; fi
+	FHIR_AUTH_REQUIRED=$${FHIR_AUTH_REQUIRED:-false} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Production refuses the development DJANGO_SECRET_KEY (unless DJANGO_DEBUG is on); the
 # settings check it when `migrate` starts, so a bad setting stops here with one line.

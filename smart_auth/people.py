@@ -28,7 +28,8 @@ def check_fhir_user(reference: str) -> tuple[str, str]:
     """(type, id) of an existing Patient, Practitioner or RelatedPerson, from `Type/id`."""
     resource_type, _, logical_id = reference.strip().partition("/")
     if resource_type not in FHIR_USER_TYPES or not logical_id or "/" in logical_id:
-        raise PersonError(f"--fhir-user {reference!r} must be Patient/ID, Practitioner/ID or RelatedPerson/ID")
+        raise PersonError(
+            f"--fhir-user {reference!r} must be Patient/ID, Practitioner/ID or RelatedPerson/ID")
     try:
         repository.read(resource_type, logical_id)
     except Gone:

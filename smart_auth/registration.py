@@ -70,11 +70,14 @@ def parse_jwks(text: str, source: str = "the JWKS") -> dict[str, Any]:
         kid = key.get("kid")
         kty = key.get("kty")
         if kty not in ASYMMETRIC_KEY_TYPES:
-            raise RegistrationError(f"{source}: key {kid or '(no kid)'} is {kty}; only RSA and EC public keys are allowed")
+            raise RegistrationError(
+                f"{source}: key {kid or '(no kid)'} is {kty}; only RSA and EC public keys are allowed")
         if key.has_private:
-            raise RegistrationError(f"{source} contains a private key ({kid or 'no kid'}); register public keys only")
+            raise RegistrationError(
+                f"{source} contains a private key ({kid or 'no kid'}); register public keys only")
         if not kid:
-            raise RegistrationError(f'{source}: every key needs a "kid" (client assertions name their key by it)')
+            raise RegistrationError(
+                f'{source}: every key needs a "kid" (client assertions name their key by it)')
         if kid in kids:
             raise RegistrationError(f"{source}: kid {kid!r} is used by more than one key")
         kids.add(kid)

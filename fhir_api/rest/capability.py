@@ -102,9 +102,8 @@ def _security(base: str) -> dict[str, Any]:
         "extension": [{
             "url": OAUTH_URIS,
             "extension": [
-                {"url": name, "valueUri": urls[key]}  # type: ignore[literal-required]
-                for name, key in (("authorize", "authorize"), ("token", "token"), ("introspect", "introspect"),
-                                  ("revoke", "revoke"), ("manage", "manage"))
+                {"url": name, "valueUri": urls[name]}  # type: ignore[literal-required]
+                for name in ("authorize", "token", "introspect", "revoke", "manage")
             ],
         }],
         "cors": True,

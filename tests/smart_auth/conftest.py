@@ -23,6 +23,7 @@ import django
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import ManagementUtility, call_command
+from django.db import connections
 from jwcrypto import jwk, jwt
 from oauth2_provider.models import AbstractApplication
 
@@ -268,6 +269,9 @@ def cli(capsys, monkeypatch):
     # Django is set up already; setting it up again would point logging at this test's
     # captured stderr, which is closed once the test ends.
     monkeypatch.setattr(django, "setup", lambda *args, **kwargs: None)
+    # A command run from the command line closes the database connections when it ends;
+    # here that connection holds the test's transaction (PostgreSQL), so it stays open.
+    monkeypatch.setattr(connections, "close_all", lambda: None)
 
     def invoke(*args: str) -> CliResult:
         capsys.readouterr()

@@ -24,11 +24,13 @@ class Command(BaseCommand):
         create.add_argument("--password", required=True)
         create.add_argument("--fhir-user", metavar="Patient/ID|Practitioner/ID|RelatedPerson/ID",
                             help="the FHIR resource the person is (must exist)")
-        create.add_argument("--staff", action="store_true", help="hospital staff (may use the admin and EHR launch)")
+        create.add_argument("--staff", action="store_true",
+                            help="hospital staff (may use the admin and EHR launch)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            user = create_person(options["username"], options["password"], options["fhir_user"], options["staff"])
+            user = create_person(options["username"], options["password"], options["fhir_user"],
+                                 options["staff"])
         except PersonError as exc:
             raise CommandError(str(exc)) from None
         link = getattr(user, "fhir_user", None)
