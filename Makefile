@@ -11,7 +11,6 @@ WEB_CONCURRENCY ?= 2
 GUNICORN_WORKER_CLASS ?= gthread
 GUNICORN_THREADS ?= 32
 export HOST PORT WEB_CONCURRENCY GUNICORN_WORKER_CLASS GUNICORN_THREADS
-# Local development serves without SMART unless the environment says otherwise.
 
 .PHONY: run serve test migrate bench clean
 
