@@ -28,22 +28,24 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
     copy = (results.get("ceilings") or {}).get("copy")
     if ingest and copy:
         out["ingest_vs_copy"] = round(ingest["resources_per_s"] / copy["resources_per_s"], 4)
-    ceiling = {w["concurrency"]: w for w in _by(results, "ceiling-read")}
-    read_ratio = {}
-    for ours in _by(results, "read"):
-        theirs = ceiling.get(ours["concurrency"])
-        if theirs and theirs["throughput"]:
-            read_ratio[str(ours["concurrency"])] = round(ours["throughput"] / theirs["throughput"], 3)
-    if read_ratio:
-        out["read_vs_ceiling"] = read_ratio
-    plain = {w["concurrency"]: w for w in _by(results, "read")}
-    token_ratio = {}
-    for secured in _by(results, "read-token"):
-        open_ = plain.get(secured["concurrency"])
-        if open_ and open_["throughput"]:
-            token_ratio[str(secured["concurrency"])] = round(secured["throughput"] / open_["throughput"], 3)
-    if token_ratio:
-        out["read_token_vs_open"] = token_ratio
+    for key, ours, theirs in (
+        ("read_vs_ceiling", "read", "ceiling-read"),
+        ("read_token_vs_open", "read-token", "read"),
+    ):
+        ratio = _throughput_ratio(results, ours, theirs)
+        if ratio:
+            out[key] = ratio
+    return out
+
+
+def _throughput_ratio(results: dict[str, Any], ours: str, theirs: str) -> dict[str, float]:
+    """Throughput of workload group `ours` over `theirs`, per concurrency measured in both."""
+    baseline = {w["concurrency"]: w for w in _by(results, theirs)}
+    out = {}
+    for mine in _by(results, ours):
+        other = baseline.get(mine["concurrency"])
+        if other and other["throughput"]:
+            out[str(mine["concurrency"])] = round(mine["throughput"] / other["throughput"], 3)
     return out
 
 

@@ -64,52 +64,19 @@ def run_workloads(
     memory: dict[str, Any] | None = None
     timing = {"duration": config.duration, "warmup": config.warmup}
 
-    if config.wants("read"):
-        read = workloads.read_operation(catalog)
-        for clients in config.read_clients:
-            _record(
-                out,
-                "read",
-                workloads.run(
-                    target,
-                    "read Patient|Observation/{id}",
-                    read,
-                    clients=clients,
-                    seed=config.seed,
-                    **timing,
-                ),
-            )
-    if config.wants("read") and authenticated is not None:
+    read = workloads.read_operation(catalog)
+    for wanted, group, where, name in (
+        (config.wants("read"), "read", target, "read Patient|Observation/{id}"),
         # The same reads with FHIR_AUTH_REQUIRED on and a valid bearer token (issue #8: the
         # token check must not dominate a read).
-        read = workloads.read_operation(catalog)
+        (config.wants("read"), "read-token", authenticated, "read by id with a bearer token"),
+        (config.wants("ceiling"), "ceiling-read", ceiling, "ceiling: minimal WSGI read by id"),
+    ):
+        if not wanted or where is None:
+            continue
         for clients in config.read_clients:
             _record(
-                out,
-                "read-token",
-                workloads.run(
-                    authenticated,
-                    "read by id with a bearer token",
-                    read,
-                    clients=clients,
-                    seed=config.seed,
-                    **timing,
-                ),
-            )
-    if config.wants("ceiling") and ceiling is not None:
-        read = workloads.read_operation(catalog)
-        for clients in config.read_clients:
-            _record(
-                out,
-                "ceiling-read",
-                workloads.run(
-                    ceiling,
-                    "ceiling: minimal WSGI read by id",
-                    read,
-                    clients=clients,
-                    seed=config.seed,
-                    **timing,
-                ),
+                out, group, workloads.run(where, name, read, clients=clients, seed=config.seed, **timing)
             )
     for group, operations, clients in (
         ("search", workloads.search_operations, config.search_clients),
