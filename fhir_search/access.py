@@ -74,7 +74,7 @@ def rule_condition(rule: Rule, resource_type: str) -> Q:
 
 def type_condition(access: Access, resource_type: str, interaction: str) -> Q | None:
     """Rows of one type the access reaches (None: all of them, NOTHING: none)."""
-    cache = access._rules
+    cache = access.memo
     key = ("sql", resource_type, interaction)
     if key in cache:
         return cache[key]
@@ -96,6 +96,8 @@ def condition(types: tuple[str, ...] | None, interaction: str, access: Access | 
         return None
     if types is not None and len(types) == 1:
         return type_condition(access, types[0], interaction)
+    if types is None and access.unrestricted("*", interaction):
+        return None  # a `*` scope reaching everything: no per-type OR of every resource type
     candidates = types if types is not None else _scoped_types(access, interaction)
     parts = []
     every = True

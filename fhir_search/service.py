@@ -9,7 +9,6 @@ Bundle as `orjson.Fragment`, unparsed, unless `_summary`/`_elements` subset it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,6 +25,7 @@ from fhir_search.query.include import ROW_FIELDS, Row, included
 from fhir_search.query.paging import Cursor, key_name, ordering, seek, sort_expression
 from fhir_search.query.parse import SearchRequest, parse_request, parse_types
 from fhir_search.query.time_limit import search_time_limit
+
 
 def matches(
     request: SearchRequest,
@@ -209,20 +209,14 @@ def _search_bundle(
     found = [Row(*r[:4]) for r in rows]
     entries = [_entry(base, r, "match", request) for r in found]
     if request.includes and found:
-        entries.extend(_entry(base, r, "include", request) for r in included(found, request.includes, _include_narrowing()))
+        # Included resources are read, so they are narrowed as reads of their own types.
+        extra = included(found, request.includes, access.condition(None, "r"))
+        entries.extend(_entry(base, r, "include", request) for r in extra)
     if request.ignored:
         entries.append(outcome_entry(request.ignored))
     if entries:  # FHIR JSON has no empty arrays
         bundle["entry"] = entries
     return bundle
-
-
-def _include_narrowing() -> Callable[[QuerySet], QuerySet] | None:
-    """Included resources are read, so they are narrowed as reads of their own types."""
-    visible = access.condition(None, "r")
-    if visible is None:
-        return None
-    return lambda qs: qs.filter(visible)
 
 
 def match(resource_type: str, params: list[tuple[str, str]], limit: int = 2, interaction: str = "s") -> list[str]:

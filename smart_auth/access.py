@@ -64,7 +64,9 @@ class Access:
     user_id: int | None = None
     token_id: int | None = None
     purpose_of_use: str = ""
-    _rules: dict = field(default_factory=dict, compare=False, repr=False)
+    # What was derived from this access during the request (its rules per type and
+    # interaction here, their SQL in fhir_search.access): an Access lives for one request.
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     def permits(self, resource_type: str, interaction: str) -> bool:
         """Whether any granted scope allows this interaction on this type (compartment aside)."""
@@ -80,10 +82,10 @@ class Access:
     def rules(self, resource_type: str, interaction: str) -> tuple[Rule, ...]:
         """The ways `resource_type` may be reached for `interaction`; () when it may not be."""
         key = (resource_type, interaction)
-        found = self._rules.get(key)
+        found = self.memo.get(key)
         if found is None:
             found = self._compute(resource_type, interaction)
-            self._rules[key] = found
+            self.memo[key] = found
         return found
 
     def _compute(self, resource_type: str, interaction: str) -> tuple[Rule, ...]:
@@ -225,18 +227,23 @@ _RELATED_TTL = 30.0
 
 
 def _related_patient(related_person_id: str) -> str:
-    """RelatedPerson.patient's id (cached briefly: it is read on every request of the person)."""
+    """related_patient(), cached briefly: it is needed on every request of the person."""
     hit = _RELATED.get(related_person_id)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
+    patient = related_patient(related_person_id)
+    _RELATED[related_person_id] = (time.monotonic() + _RELATED_TTL, patient)
+    return patient
+
+
+def related_patient(related_person_id: str) -> str:
+    """The id of the patient a RelatedPerson is related to (RelatedPerson.patient); "" if none."""
     from fhir_api.store import repository
     from fhir_api.store.errors import FhirError
 
     try:
         reference = repository.read("RelatedPerson", related_person_id).content.get("patient", {}).get("reference", "")
     except FhirError:
-        reference = ""
+        return ""
     kind, _, ident = reference.rpartition("/")
-    patient = ident if kind.endswith("Patient") and ident else ""
-    _RELATED[related_person_id] = (time.monotonic() + _RELATED_TTL, patient)
-    return patient
+    return ident if kind.endswith("Patient") else ""

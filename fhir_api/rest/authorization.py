@@ -81,12 +81,12 @@ def reachable(request: HttpRequest, resource_type: str, logical_id: str, interac
     condition = access_sql.type_condition(access, resource_type, interaction)
     if condition is None:
         return True
+    rows = Resource.objects.filter(resource_type=resource_type, logical_id=logical_id, deleted=False)
+    if rows.filter(condition).exists():  # the usual case: one query
+        return True
     # A resource that does not exist (or is deleted) is not "out of reach": let the
     # interaction answer as it would (404/410, update-as-create), the guard checks writes.
-    rows = Resource.objects.filter(resource_type=resource_type, logical_id=logical_id, deleted=False)
-    if not rows.exists():
-        return True
-    return rows.filter(condition).exists()
+    return not rows.exists()
 
 
 def require_writable(request: HttpRequest, resource_type: str, logical_id: str, interaction: str) -> None:

@@ -11,11 +11,10 @@ fhir_api_resource, at most the include limit of rows.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 
 from fhir_api.store.models import Resource
 from fhir_search.models import ReferenceIndex
@@ -90,7 +89,7 @@ def _referenced(conditions: list[Q], limit: int) -> Q | None:
 
 
 def included(
-    matches: list[Row], includes: list[Include], narrow: Callable[[QuerySet], QuerySet] | None = None
+    matches: list[Row], includes: list[Include], visible: Q | None = None
 ) -> list[Row]:
     """The resources the directives add to a page of matches, each once, matches excluded."""
     seen = {r.pk for r in matches}
@@ -108,8 +107,8 @@ def included(
         if not conditions:
             break
         qs = Resource.objects.filter(deleted=False).filter(any_of(conditions)).exclude(pk__in=seen)
-        if narrow is not None:
-            qs = narrow(qs)
+        if visible is not None:  # the access filter: what the token may read
+            qs = qs.filter(visible)
         current = [Row(*r) for r in qs.order_by("id").values_list(*ROW_FIELDS)[:room]]
         if not current:
             break
