@@ -2,8 +2,10 @@
 
 https://hl7.org/fhir/smart-app-launch/app-launch.html -- the `aud` an app sends must be the
 FHIR base URL, client assertions are addressed to the token URL, and the issuer is
-`<origin>/auth`. Behind a proxy FHIR_BASE_URL names the public origin; otherwise the origin
-comes from the request. Validator hooks only see oauthlib's request (a copy of the WSGI
+`<root>/auth`, where the root is the FHIR base without its `/fhir`. Every URL here, whether
+built for a request (the OAuth views) or for a base (discovery, the CapabilityStatement), is
+derived from that one root, so the documents and the tokens always agree. Behind a proxy
+FHIR_BASE_URL names the public base; otherwise it comes from the request. Validator hooks only see oauthlib's request (a copy of the WSGI
 environ), so `django_request` rebuilds just enough of a Django request from it.
 """
 from __future__ import annotations
@@ -13,7 +15,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest
-from django.urls import NoReverseMatch, get_script_prefix, reverse
+from django.urls import get_script_prefix, reverse
 
 
 class _EnvironRequest(HttpRequest):
@@ -34,14 +36,6 @@ def django_request(request) -> HttpRequest:
     return _EnvironRequest(dict(request.headers))
 
 
-def absolute(request, path: str) -> str:
-    """`path` on this server's public origin."""
-    if settings.FHIR_BASE_URL:
-        parts = urlsplit(settings.FHIR_BASE_URL)
-        return f"{parts.scheme}://{parts.netloc}{path}"
-    return django_request(request).build_absolute_uri(path)
-
-
 def fhir_base(request) -> str:
     """The FHIR base URL: the only `aud` an authorization request may name."""
     return settings.FHIR_BASE_URL or django_request(request).build_absolute_uri("/fhir")
@@ -49,12 +43,12 @@ def fhir_base(request) -> str:
 
 def endpoint(request, name: str) -> str:
     """The absolute URL of one of this server's routes, e.g. endpoint(r, "token")."""
-    return absolute(request, reverse(f"smart:{name}"))
+    return _url(server_root(fhir_base(request)), f"smart:{name}")
 
 
 def issuer(request) -> str:
     """The issuer (`iss` of id_tokens, the OpenID configuration's `issuer`)."""
-    return endpoint(request, "oidc-configuration").removesuffix("/.well-known/openid-configuration")
+    return _issuer(server_root(fhir_base(request)))
 
 
 def fhir_user_url(request, reference: str) -> str:
@@ -64,18 +58,15 @@ def fhir_user_url(request, reference: str) -> str:
 
 # -- every endpoint at once, for the discovery document and the CapabilityStatement ------------
 
-# Each endpoint's URL name and the path it is mounted at. The path is the fallback while a
-# route does not exist yet (the OAuth views are built beside this module), so the documents
-# name the same URLs before and after they arrive.
+# The URL name of each endpoint the discovery document and the CapabilityStatement name.
 ROUTES = {
-    "issuer": ("", "auth"),
-    "authorize": ("smart:authorize", "auth/authorize"),
-    "token": ("smart:token", "auth/token"),
-    "introspect": ("smart:introspect", "auth/introspect"),
-    "revoke": ("smart:revoke", "auth/revoke"),
-    "jwks": ("smart:jwks", "auth/jwks"),
-    "launch": ("smart:launch", "auth/launch"),
-    "manage": ("admin:smart_auth_client_changelist", "admin/smart_auth/client/"),
+    "authorize": "smart:authorize",
+    "token": "smart:token",
+    "introspect": "smart:introspect",
+    "revoke": "smart:revoke",
+    "jwks": "smart:jwks",
+    "launch": "smart:launch",
+    "manage": "admin:smart_auth_client_changelist",
 }
 
 
@@ -100,19 +91,19 @@ def server_root(base: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _path(name: str, fallback: str) -> str:
-    if not name:
-        return fallback
-    try:
-        path = reverse(name)
-    except NoReverseMatch:
-        return fallback
-    # reverse() prefixes the script name; the root derived from the base already holds it.
+def _url(root: str, name: str) -> str:
+    """The route `name` under the server root. reverse() prefixes the script name, which the
+    root derived from the FHIR base already holds."""
+    path = reverse(name)
     prefix = get_script_prefix()
-    return path[len(prefix):] if path.startswith(prefix) else path.lstrip("/")
+    return f"{root}/{path[len(prefix):] if path.startswith(prefix) else path.lstrip('/')}"
+
+
+def _issuer(root: str) -> str:
+    return _url(root, "smart:oidc-configuration").removesuffix("/.well-known/openid-configuration")
 
 
 def endpoints(base: str) -> Endpoints:
     """Every authorization-server URL, absolute, for a FHIR base URL."""
     root = server_root(base)
-    return Endpoints(**{key: f"{root}/{_path(name, fallback)}" for key, (name, fallback) in ROUTES.items()})
+    return Endpoints(issuer=_issuer(root), **{key: _url(root, name) for key, name in ROUTES.items()})

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 from oauth2_provider.models import AbstractApplication
 
+from smart_auth.access import related_patient
 from smart_auth.models import FhirUserLink, Launch, digest
 from smart_auth.scopes import CONTEXT_SCOPES, ScopeError, check_scope, parse_clinical, within
 
@@ -75,20 +76,8 @@ def person_of(user) -> Person:
     if link.resource_type == "Patient":
         return Person(link.reference, link.logical_id)
     if link.resource_type == "RelatedPerson":
-        return Person(link.reference, _related_patient(link.logical_id))
+        return Person(link.reference, related_patient(link.logical_id))
     return Person(link.reference, "")
-
-
-def _related_patient(related_person_id: str) -> str:
-    from fhir_api.store import repository
-    from fhir_api.store.errors import FhirError
-
-    try:
-        reference = repository.read("RelatedPerson", related_person_id).content.get("patient", {}).get("reference", "")
-    except FhirError:
-        return ""
-    kind, _, ident = reference.rpartition("/")
-    return ident if kind.endswith("Patient") else ""
 
 
 def patient_exists(logical_id: str) -> bool:
