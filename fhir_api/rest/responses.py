@@ -97,7 +97,14 @@ def resource_response(
 
 def outcome_response(request: HttpRequest | None, error: FhirError) -> HttpResponse:
     fmt = _format_of(request)
-    response = HttpResponse(fmt.render(error.outcome()), status=error.status, content_type=fmt.content_type)
+    outcome = error.outcome()
+    request_id = getattr(request, "request_id", None)
+    if request_id:
+        # The answer's X-Request-ID as the outcome's id (fhirproject.request_log makes it a
+        # valid id), so a client holding only the body can still quote it to the operators.
+        outcome = {"resourceType": outcome["resourceType"], "id": request_id,
+                   **{k: v for k, v in outcome.items() if k != "resourceType"}}
+    response = HttpResponse(fmt.render(outcome), status=error.status, content_type=fmt.content_type)
     for key, value in error.headers.items():
         response[key] = value
     return response
