@@ -306,7 +306,7 @@ def _document(base: str, search_generation: int, auth_required: bool) -> dict[st
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
-            "title": f"{SOFTWARE['name']}: FHIR R{statement['fhirVersion']} REST API",
+            "title": f"{SOFTWARE['name']}: FHIR R4 ({statement['fhirVersion']}) REST API",
             "version": SOFTWARE["version"],
             "summary": "Generated from this server's CapabilityStatement (GET /metadata)",
             "description": rest["documentation"] + "\n\n" + rest["security"]["description"],
