@@ -2,7 +2,7 @@
 
 The request id is the client's `X-Request-ID` when it is a short token of letters, digits,
 `-` and `.` (what a FHIR id may hold, so it can also be the id of an OperationOutcome:
-fhir_api.rest.responses), otherwise a new UUID; it is echoed in the answer.
+fhir_api.rest.responses), otherwise 32 new random hex digits; it is echoed in the answer.
 
 The log line (logger `fhir.requests`) names the method, the path with query parameter
 names but not their values (a search value may be a name, a birth date or an identifier),
@@ -12,8 +12,8 @@ Health probes and metric scrapes log at DEBUG: a load balancer polls them all da
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 from time import perf_counter
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -39,7 +39,7 @@ class RequestObservationMiddleware:
         started = perf_counter()
         metrics.start_database_clock(connections[DEFAULT_DB_ALIAS])
         sent = request.META.get("HTTP_X_REQUEST_ID", "")
-        request.request_id = sent if _REQUEST_ID.match(sent) else uuid.uuid4().hex
+        request.request_id = sent if _REQUEST_ID.match(sent) else os.urandom(16).hex()  # 128 random bits
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         seconds = perf_counter() - started
