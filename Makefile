@@ -53,7 +53,7 @@ serve: export DJANGO_REQUIRE_SECRET_KEY = true
 serve: migrate
 	$(BIN)/python manage.py collectstatic --noinput >/dev/null
 	@$(MAKE) --no-print-directory urls
-	$(BIN)/gunicorn fhirproject.wsgi:application --config gunicorn.conf.py --access-logfile -
+	$(BIN)/gunicorn fhirproject.wsgi:application --config gunicorn.conf.py
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
