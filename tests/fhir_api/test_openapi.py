@@ -83,6 +83,8 @@ def test_the_document_and_the_docs_page_need_no_token(client):
         assert f"/fhir/docs/assets/{asset}" in html
         answer = client.get(f"/fhir/docs/assets/{asset}")
         assert answer.status_code == 200 and len(answer.content) > 1000
+        assert answer["Cache-Control"] == "public, max-age=86400"  # no patient data: caches may keep it
+    assert page["Cache-Control"] == "no-store"
 
 
 def test_only_the_listed_assets_are_served(client):
