@@ -32,7 +32,7 @@ from django.http import HttpResponse
 from fhir_api.rest import formats
 from fhir_api.rest.body import read_body
 from fhir_api.store import repository, validation
-from fhir_api.store.errors import BadRequest, Issue, PreconditionFailed
+from fhir_api.store.errors import BadRequest, Issue, PreconditionFailed, issue
 from fhir_api.rest.operations import Invocation, operation
 from fhir_api.rest.responses import render
 from fhir_api.store.structure import resource_types
@@ -51,11 +51,7 @@ def base_profile_type(url: str) -> str | None:
     return name if name in resource_types() else None
 
 
-def _issue(severity: str, code: str, diagnostics: str, expression: str | None = None) -> Issue:
-    issue = Issue(severity=severity, code=code, diagnostics=diagnostics)
-    if expression:
-        issue["expression"] = [expression]
-    return issue
+_issue = issue
 
 
 def _one(invocation: Invocation, name: str) -> Any:
@@ -86,7 +82,7 @@ def _content_issues(resource_type: str, resource: Any) -> list[Issue]:
     if body_type != resource_type:
         message = f"The resource type in the body ({body_type!r}) does not match the URL ({resource_type})"
         return [_issue("error", "invalid", message, "resourceType")]
-    return list(validation.check(resource))
+    return list(validation.check(resource, level="full"))
 
 
 def _declared_profiles(resource_type: str, resource: dict[str, Any]) -> list[Issue]:
