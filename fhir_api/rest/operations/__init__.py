@@ -22,6 +22,7 @@ OPERATION_MODULES: list[str] = [
     "fhir_api.rest.operations.validate",
     "fhir_api.rest.operations.reindex",
     "fhir_api.rest.operations.lastn",
+    "fhir_api.rest.operations.terminology",
 ]
 
 
