@@ -61,7 +61,7 @@ from typing import Any
 
 from django.conf import settings
 
-from fhir_api.store import jsonio, narrative
+from fhir_api.store import invariants, jsonio, narrative
 from fhir_api.store.errors import Issue, Unprocessable, issue
 from fhir_api.store.structure import Element, definitions_of, resource_types, structures
 from fhir_api.store.terminology import CodeSet, bound_codes
@@ -329,9 +329,19 @@ class _Walker:
         # full: also what only `full` validation reports (extensible bindings as warnings).
         self.full = full
         self.issues: list[Issue] = []
+        # full: every object met, for the invariants: (node, value, FHIRPath, its resource).
+        self.visits: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = []
         # Every resource met, the top one first, for pass 2.
         self.resources: list[_Found] = []
         self._current: int | None = None  # index of the resource being walked
+
+    def _root(self) -> dict[str, Any]:
+        """%rootResource of FHIRPath: a contained resource's container, else the resource itself."""
+        assert self._current is not None
+        found = self.resources[self._current]
+        while found.parent is not None and ".contained[" in found.path[len(self.resources[found.parent].path):]:
+            found = self.resources[found.parent]
+        return found.resource
 
     def issue(self, code: str, path: str, message: str, severity: str = "error") -> None:
         self.issues.append(issue(severity, code, message, path))
@@ -364,6 +374,8 @@ class _Walker:
             # writer (and the stack) have limits; refuse here, with the path, not later.
             self.issue("structure", path, f"elements nest more than {MAX_NESTING} levels deep")
             return
+        if self.full and self._current is not None:
+            self.visits.append((node, obj, path, self._root()))
         plan = _plan(node)
         fields = plan.fields
         seen_choice: dict[str, str] = {}
@@ -541,7 +553,19 @@ def check(resource: dict[str, Any], level: str | None = None) -> list[Issue]:
         return [issue("error", "structure", "nested too deeply", where)]
     if any(i["severity"] == "error" for i in walker.issues):
         return walker.issues
-    return walker.issues + _model_issues(walker.resources)
+    issues = walker.issues + _model_issues(walker.resources)
+    if full and not any(i["severity"] == "error" for i in issues):
+        # Invariants only on what is well-formed: FHIRPath over a broken shape says nothing new.
+        issues += _invariant_issues(walker.visits)
+    return issues
+
+
+def _invariant_issues(visits: list[tuple[str, dict[str, Any], str, dict[str, Any]]]) -> list[Issue]:
+    out = []
+    for node, value, path, root in visits:
+        for inv in invariants.violated(node, value, root):
+            out.append(issue("error", "invariant", f"{inv.key}: {inv.human} ({inv.expression})", path))
+    return out
 
 
 def validate(resource: dict[str, Any]) -> None:
