@@ -15,7 +15,7 @@ from django.dispatch import receiver
 
 from fhir_api.store.models import Resource
 from fhir_api.store.signals import resource_written, resources_written
-from fhir_search import concepts, stored_params, terminology
+from fhir_search import concepts, definitions_lookup, stored_params, terminology
 from fhir_search.indexing import index_many, index_resource
 
 
@@ -26,6 +26,8 @@ def _definition_written(resource: Resource, content: dict[str, Any] | None) -> N
         if resource.resource_type == "CodeSystem":
             concepts.written(resource, content)
         terminology.touch()
+    if resource.resource_type in definitions_lookup.RESOURCE_TYPES:
+        definitions_lookup.touch()
 
 
 @receiver(resource_written, sender=Resource, dispatch_uid="fhir_search.index_written")

@@ -42,6 +42,11 @@ def _stored(resource_type: str, reference: str) -> dict[str, Any] | None:
     return jsonio.loads(data) if data else None
 
 
+def stored_definition(resource_type: str, url: str) -> dict[str, Any] | None:
+    """A definition stored here by canonical URL (the latest), not the shipped ones."""
+    return _stored(resource_type, url.split("|", 1)[0])
+
+
 def find(resource_type: str, reference: str) -> dict[str, Any] | None:
     """A ValueSet or CodeSystem by canonical URL (stored first, then shipped) or `Type/id`."""
     url = reference.split("|", 1)[0]  # a version is not told apart: the latest one is used

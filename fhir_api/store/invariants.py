@@ -65,14 +65,14 @@ def _has_value(inputs: list[Any]) -> list[bool]:
     return [len(inputs) == 1 and inputs[0] is not None and not isinstance(inputs[0], dict | list)]
 
 
-_OPTIONS = {
+OPTIONS = {
     "userInvocationTable": {"hasValue": {"fn": _has_value, "arity": {0: []}}},
     "traceFn": lambda label, value: None,  # `trace()` in an invariant prints otherwise
 }
 
 
 @cache
-def _model() -> dict:
+def model() -> dict:
     from fhirpathpy.models import models
 
     return models["r4"]
@@ -86,7 +86,7 @@ def invariants_of(node: str) -> tuple[Invariant, ...]:
     out = []
     for c in _constraints().get(node, ()):
         try:
-            run = compile_fhirpath(c["expression"], _model(), _OPTIONS)
+            run = compile_fhirpath(c["expression"], model(), OPTIONS)
         except Exception:  # noqa: BLE001 -- fhirpathpy raises many kinds on grammar it lacks
             logger.info("invariant %s of %s cannot be compiled by fhirpathpy; not checked", c["key"], node)
             continue

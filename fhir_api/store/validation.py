@@ -61,7 +61,7 @@ from typing import Any
 
 from django.conf import settings
 
-from fhir_api.store import invariants, jsonio, narrative
+from fhir_api.store import conformance, invariants, jsonio, narrative, profiles
 from fhir_api.store.errors import Issue, Unprocessable, issue
 from fhir_api.store.structure import Element, definitions_of, resource_types, structures
 from fhir_api.store.terminology import CodeSet, bound_codes
@@ -376,6 +376,8 @@ class _Walker:
             return
         if self.full and self._current is not None:
             self.visits.append((node, obj, path, self._root()))
+        if node == "Extension" and isinstance(obj.get("url"), str):
+            self.extension(obj, path)
         plan = _plan(node)
         fields = plan.fields
         seen_choice: dict[str, str] = {}
@@ -450,6 +452,21 @@ class _Walker:
         else:
             message = f"{field.element.path} must be a JSON object, not {_json_type(value)}"
             self.issue("structure", path, message)
+
+    def extension(self, ext: dict[str, Any], path: str) -> None:
+        """An extension's value against its definition, when the server holds it (extensibility.html)."""
+        allowed = _extension_value_types(ext["url"])
+        if allowed is None:
+            return
+        given = [k for k in ext if k.startswith("value") and k[5:6].isupper()]
+        if not allowed and given:
+            self.issue("structure", f"{path}.value", f"the extension {ext['url']} takes no value (it is complex), "
+                       f"but has {given[0]}")
+        for key in given:
+            code = _plan("Extension").fields[key].type_code if key in _plan("Extension").fields else key[5:]
+            if allowed and code not in allowed:
+                self.issue("structure", f"{path}.value.ofType({code})", f"the extension {ext['url']} takes a "
+                           f"value of type {', '.join(sorted(allowed))}, not {code}")
 
     def bound(self, field: _Field, binding: _Binding, value: Any, path: str) -> None:
         """A coded value against its element's binding (terminologies.html#strength).
@@ -557,7 +574,24 @@ def check(resource: dict[str, Any], level: str | None = None) -> list[Issue]:
     if full and not any(i["severity"] == "error" for i in issues):
         # Invariants only on what is well-formed: FHIRPath over a broken shape says nothing new.
         issues += _invariant_issues(walker.visits)
+    if not any(i["severity"] == "error" for i in issues):
+        issues += _claimed_profile_issues(resource, full)
     return issues
+
+
+def _claimed_profile_issues(resource: dict[str, Any], full: bool) -> list[Issue]:
+    """The profiles in meta.profile that the server holds (others cannot be checked on write)."""
+    meta = resource.get("meta")
+    claimed = meta.get("profile") if isinstance(meta, dict) else None
+    out: list[Issue] = []
+    for url in claimed if isinstance(claimed, list) else ():
+        if isinstance(url, str) and not url.startswith(profiles.CORE) \
+                and conformance.structure_definition(url) is not None:
+            try:
+                out += profiles.check(resource, url, full)
+            except profiles.ProfileError as error:
+                out.append(issue("error", "invalid", str(error), f"{resource['resourceType']}.meta.profile"))
+    return out
 
 
 def _invariant_issues(visits: list[tuple[str, dict[str, Any], str, dict[str, Any]]]) -> list[Issue]:
@@ -683,6 +717,22 @@ def _loc_path(rtype: str, loc: tuple[str | int, ...]) -> str:
             out.append(f".{el.name}.ofType({code})" if el.choice else f".{el.name}")
             node = el.child_node(code)
     return "".join(out)
+
+
+def _extension_value_types(url: str) -> frozenset[str] | None:
+    """The value types an extension's definition allows (empty: a complex extension); None if unknown."""
+    sd = conformance.structure_definition(url)
+    if sd is None or sd.get("type") != "Extension":
+        return None
+    for part in ("snapshot", "differential"):
+        for el in (sd.get(part) or {}).get("element", ()):
+            if el.get("path") == "Extension.value[x]" and ":" not in el.get("id", ""):
+                if el.get("max") == "0":
+                    return frozenset()
+                types = frozenset(t["code"] for t in el.get("type", ()) if isinstance(t.get("code"), str))
+                if types:
+                    return types
+    return None
 
 
 def _coding_in(coding: dict[str, Any], codes: CodeSet) -> bool:
