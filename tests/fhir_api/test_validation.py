@@ -22,6 +22,9 @@ from fhir_api.store.errors import Unprocessable
 from fhir_api.store.jsonio import Decimal, loads
 from fhir_api.store.structure import structures
 
+# Extensions and claimed profiles are looked up among the stored definitions.
+pytestmark = pytest.mark.django_db
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "examples-json.tar.gz"
 
 # The spec's own examples break the spec here; the validator sides with the spec text.
