@@ -27,11 +27,11 @@ SYSTEM_INTERACTIONS = ("transaction", "batch", "search-system", "history-system"
 COMMON_SEARCH_PARAMS = ("_sort", "_count", "_include", "_revinclude", "_summary", "_elements", "_total", "_has")
 
 PARTIAL = (
-    "Partial: SMART patient/ scopes reach only the R4 Patient compartment (not shared resources "
-    "such as Practitioner or Medication). Validation: FHIRPath invariants only at "
-    "FHIR_VALIDATION_LEVEL=full and in $validate; bindings to value sets whose codes the server "
-    "cannot list (SNOMED CT, LOINC, MIME types, languages) are not checked; profile slicing by "
-    "value and pattern discriminators only. Not yet supported: "
+    "SMART patient/ scopes reach the R4 Patient compartment and read the shared types of "
+    "SMART_PATIENT_SHARED_TYPES (Practitioner, Organization, Medication, ...). Validation: FHIRPath "
+    "invariants only at FHIR_VALIDATION_LEVEL=full and in $validate; bindings to value sets whose "
+    "codes the server cannot list (SNOMED CT, LOINC, MIME types, languages) are not checked; "
+    "profile slicing by value and pattern discriminators only. Not yet supported: "
     "operations not listed in `operation`; search parameters and modifiers that are "
     "not listed per resource (e.g. _query, near, :above/:below on references); terminology "
     "(:in, :not-in, :above, :below and the terminology operations) knows the value sets and code "
