@@ -192,3 +192,65 @@ class PositionIndex(IndexRow):
 
     class Meta:
         indexes = [models.Index(fields=["code", "resource_type", "latitude", "longitude"], name="position_code_lat")]
+
+
+# -- terminology: the concepts of code systems, indexed (fhir_search.concepts) ----------------
+
+
+class CodeSystemIndex(models.Model):
+    """One code system whose concepts are in ConceptIndex: a stored CodeSystem, or (no resource)
+    one the project ships with R4, loaded by migration 0005."""
+
+    id = models.BigAutoField(primary_key=True)
+    resource = models.ForeignKey(Resource, null=True, on_delete=models.CASCADE, related_name="+")
+    url = models.CharField(max_length=255)
+    version = models.CharField(max_length=64, null=True)
+    name = models.CharField(max_length=255, null=True)
+    hierarchical = models.BooleanField(default=False)  # any concept has a parent
+    content = models.CharField(max_length=16, default="complete")  # not-present, example: no concepts here
+
+    class Meta:
+        indexes = [models.Index(fields=["url"], name="codesystem_url")]
+
+
+class ConceptIndex(models.Model):
+    """One concept of an indexed code system, with what $lookup and $expand answer."""
+
+    id = models.BigAutoField(primary_key=True)
+    code_system = models.ForeignKey(CodeSystemIndex, on_delete=models.CASCADE, related_name="concepts")
+    code = models.CharField(max_length=255)
+    display = models.TextField(null=True)
+    folded = models.CharField(max_length=255)  # display (or code), folded, for the text filter
+    inactive = models.BooleanField(default=False)
+    designations = models.TextField(blank=True)  # JSON: CodeSystem.concept.designation
+    properties = models.TextField(blank=True)  # JSON: CodeSystem.concept.property
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["code_system", "code"], name="concept_system_code")]
+        indexes = [_pattern_index("concept_system_folded", "folded")]
+
+
+class ConceptProperty(models.Model):
+    """A concept's property value as text, for `property = value` filters of a compose."""
+
+    id = models.BigAutoField(primary_key=True)
+    concept = models.ForeignKey(ConceptIndex, on_delete=models.CASCADE, related_name="+")
+    code = models.CharField(max_length=100)
+    value = models.CharField(max_length=255)
+
+    class Meta:
+        indexes = [models.Index(fields=["code", "value"], name="concept_property_value")]
+
+
+class ConceptAncestor(models.Model):
+    """The transitive closure of a hierarchy: `ancestor` subsumes `descendant` (itself at depth 0),
+    `depth` the shortest distance (1: a direct parent). is-a and :below are one join."""
+
+    id = models.BigAutoField(primary_key=True)
+    ancestor = models.ForeignKey(ConceptIndex, on_delete=models.CASCADE, related_name="+")
+    descendant = models.ForeignKey(ConceptIndex, on_delete=models.CASCADE, related_name="+")
+    depth = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["ancestor", "descendant"], name="concept_ancestor_pair")]
+        indexes = [models.Index(fields=["descendant", "depth"], name="concept_descendant")]

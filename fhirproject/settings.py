@@ -46,6 +46,13 @@ FHIR_CONDITIONAL_DELETE_MAX = env_int("FHIR_CONDITIONAL_DELETE_MAX", 100, minimu
 # Seconds a server process may go before it checks whether SearchParameter, ValueSet or
 # CodeSystem resources were changed by another process (fhir_search.watch).
 FHIR_DEFINITIONS_REFRESH = env_int("FHIR_DEFINITIONS_REFRESH", 5, minimum=0)
+# What a write is checked for (fhir_api.store.validation): `standard` is structure, cardinality,
+# primitive formats, required bindings and extension value types; `full` adds the FHIRPath
+# invariants of the definitions and profiles (and extensible bindings as warnings).
+# `$validate` always checks at `full`.
+FHIR_VALIDATION_LEVEL = env_str("FHIR_VALIDATION_LEVEL", "standard").strip().lower()
+require(FHIR_VALIDATION_LEVEL in ("standard", "full"),
+        f"FHIR_VALIDATION_LEVEL={FHIR_VALIDATION_LEVEL!r} must be standard or full")
 # Load the R4 definitions when a server process starts (wsgi.py), not on its first request.
 FHIR_WARM_UP = env_bool("FHIR_WARM_UP", True)
 # PostgreSQL: once a server process has written this many rows into a table (a large

@@ -57,6 +57,18 @@ def _auth_off_unless_asked(request, settings):
     settings.SMART_TOKEN_CACHE = False
 
 
+@pytest.fixture(autouse=True)
+def _definitions_reloaded_after_each_test():
+    """Each test's writes roll back, which the per-process caches of stored SearchParameters,
+    value sets and profiles cannot see: make them re-read the store on their next use."""
+    yield
+    from fhir_search import definitions_lookup, stored_params, terminology
+
+    stored_params.touch()
+    terminology.touch()
+    definitions_lookup.touch()
+
+
 @pytest.fixture
 def fhir(client) -> FhirClient:
     return FhirClient(client)

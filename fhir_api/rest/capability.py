@@ -28,12 +28,15 @@ COMMON_SEARCH_PARAMS = ("_sort", "_count", "_include", "_revinclude", "_summary"
 
 PARTIAL = (
     "SMART patient/ scopes reach the R4 Patient compartment and read the shared types of "
-    "SMART_PATIENT_SHARED_TYPES (Practitioner, Organization, Medication, ...). Not yet supported: "
-    "validation of FHIRPath invariants, terminology bindings and meta.profile; "
+    "SMART_PATIENT_SHARED_TYPES (Practitioner, Organization, Medication, ...). Validation: FHIRPath "
+    "invariants only at FHIR_VALIDATION_LEVEL=full and in $validate; bindings to value sets whose "
+    "codes the server cannot list (SNOMED CT, LOINC, MIME types, languages) are not checked; "
+    "profile slicing by value and pattern discriminators only. Not yet supported: "
     "operations not listed in `operation`; search parameters and modifiers that are "
     "not listed per resource (e.g. _query, near, :above/:below on references); terminology "
-    "modifiers (:in, :not-in, :above, :below on tokens) know the value sets and code systems "
-    "of the R4 specification and those stored on this server only."
+    "(:in, :not-in, :above, :below and the terminology operations) knows the value sets and code "
+    "systems of the R4 specification and those stored on this server only (no external "
+    "terminology server)."
 )
 
 

@@ -15,6 +15,17 @@ class Issue(TypedDict, total=False):
     code: str
     diagnostics: str
     expression: list[str]
+    location: list[str]
+
+
+def issue(severity: str, code: str, diagnostics: str, expression: str | None = None) -> Issue:
+    """One issue; its element as a FHIRPath `expression`, and in `location` too, which R4
+    deprecates but clients written for DSTU2/STU3 still read (operationoutcome.html)."""
+    found = Issue(severity=severity, code=code, diagnostics=diagnostics)
+    if expression:
+        found["expression"] = [expression]
+        found["location"] = [expression]
+    return found
 
 
 class FhirError(Exception):

@@ -37,10 +37,17 @@ R4 types validated by the R4 definitions alone (R4_ONLY_SHAPES, 23 of 146):
 - ElementDefinition's open types (`fixed[x]`, `pattern[x]`, `defaultValue[x]`,
   `example.value[x]`) differ: StructureDefinition
 
-Not checked: invariants (FHIRPath constraints such as ele-1, dom-2, obs-6, ext-1),
-terminology bindings (required code lists), the constraints of data type profiles
-(SimpleQuantity without a comparator), profiles declared in `meta.profile`, reference
-targets, and the content of xhtml beyond its root `<div>` in the XHTML namespace.
+Terminology bindings (terminologies.html#strength), in pass 1: a `code`, Coding or
+CodeableConcept outside the value set of a *required* binding is an error naming the element
+and the value set; at FHIR_VALIDATION_LEVEL=full (and in `$validate`) one outside an
+*extensible* binding is a warning. Value sets whose codes R4 does not ship (SNOMED CT, LOINC,
+MIME types, languages, UCUM) cannot be listed, so their bindings are not checked.
+
+Every issue's `expression` (and `location`) is FHIRPath: a choice is `value.ofType(boolean)`,
+a problem in `_birthDate` is at `birthDate`.
+
+Not checked: the constraints of data type profiles (SimpleQuantity without a comparator),
+reference targets, and the content of xhtml beyond its root `<div>` in the XHTML namespace.
 """
 from __future__ import annotations
 
@@ -52,9 +59,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from fhir_api.store import jsonio, narrative
-from fhir_api.store.errors import Issue, Unprocessable
+from django.conf import settings
+
+from fhir_api.store import conformance, invariants, jsonio, narrative, profiles
+from fhir_api.store.errors import Issue, Unprocessable, issue
 from fhir_api.store.structure import Element, definitions_of, resource_types, structures
+from fhir_api.store.terminology import CodeSet, bound_codes
 
 logger = logging.getLogger(__name__)
 
@@ -230,6 +240,18 @@ def _json_type(value: Any) -> str:
 # -- the plan of one node (a type or a backbone element) ------------------------------------
 
 
+# The types whose values a binding constrains (terminologies.html#binding); a binding on a
+# Quantity (its unit) or Reference is not checked.
+_CODED = frozenset({"code", "Coding", "CodeableConcept", "string", "uri"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Binding:
+    strength: str  # "required" or "extensible"
+    value_set: str  # as the definition writes it (with its |version)
+    codes: CodeSet
+
+
 @dataclass(frozen=True, slots=True)
 class _Field:
     """One JSON property name of a node: `valueQuantity` is value[x] as a Quantity."""
@@ -239,6 +261,19 @@ class _Field:
     kind: int  # _PRIMITIVE, _COMPLEX, _RESOURCE
     node: str  # children of the value: the backbone path, the data type, or the primitive type
     check: _Check | None  # primitives only
+    step: str  # the FHIRPath step: "value.ofType(Quantity)" for `valueQuantity`, else the name
+    binding: _Binding | None
+
+
+def _binding(el: Element, type_code: str) -> _Binding | None:
+    """The checkable binding of an element: required or extensible, on a value set we can list."""
+    if el.binding is None or type_code not in _CODED:
+        return None
+    strength, value_set = el.binding
+    if strength not in ("required", "extensible") or not value_set:
+        return None
+    codes = bound_codes(value_set)
+    return _Binding(strength, value_set, codes) if codes is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,12 +292,15 @@ def _plan(node: str) -> _Plan:
         names = [el.name + t[0].upper() + t[1:] for t in el.types] if el.choice else [el.name]
         codes = el.types if el.choice else el.types[:1]
         for name, code in zip(names, codes, strict=True):
+            # FHIRPath names a choice by its element and type: `value.ofType(boolean)`.
+            step = f"{el.name}.ofType({code})" if el.choice else el.name
+            binding = _binding(el, code)
             if s.is_primitive(code):
-                fields[name] = _Field(el, code, _PRIMITIVE, code, _primitive_check(code))
+                fields[name] = _Field(el, code, _PRIMITIVE, code, _primitive_check(code), step, binding)
             elif code == "Resource":
-                fields[name] = _Field(el, code, _RESOURCE, code, None)
+                fields[name] = _Field(el, code, _RESOURCE, code, None, step, None)
             else:
-                fields[name] = _Field(el, code, _COMPLEX, el.child_node(code), None)
+                fields[name] = _Field(el, code, _COMPLEX, el.child_node(code), None, step, binding)
         if el.min >= 1:
             required.append((el.name, frozenset(names) | {"_" + n for n in names}))
     return _Plan(fields, tuple(required))
@@ -287,14 +325,26 @@ MAX_NESTING = 100  # levels of elements in one resource; JSON writers stop at 25
 class _Walker:
     """Walks a resource along the definitions, collecting issues and nested resources."""
 
-    def __init__(self) -> None:
+    def __init__(self, full: bool = False) -> None:
+        # full: also what only `full` validation reports (extensible bindings as warnings).
+        self.full = full
         self.issues: list[Issue] = []
+        # full: every object met, for the invariants: (node, value, FHIRPath, its resource).
+        self.visits: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = []
         # Every resource met, the top one first, for pass 2.
         self.resources: list[_Found] = []
         self._current: int | None = None  # index of the resource being walked
 
-    def issue(self, code: str, path: str, message: str) -> None:
-        self.issues.append(Issue(severity="error", code=code, diagnostics=message, expression=[path]))
+    def _root(self) -> dict[str, Any]:
+        """%rootResource of FHIRPath: a contained resource's container, else the resource itself."""
+        assert self._current is not None
+        found = self.resources[self._current]
+        while found.parent is not None and ".contained[" in found.path[len(self.resources[found.parent].path):]:
+            found = self.resources[found.parent]
+        return found.resource
+
+    def issue(self, code: str, path: str, message: str, severity: str = "error") -> None:
+        self.issues.append(issue(severity, code, message, path))
 
     def resource(self, value: Any, path: str) -> None:
         if not isinstance(value, dict):
@@ -324,6 +374,10 @@ class _Walker:
             # writer (and the stack) have limits; refuse here, with the path, not later.
             self.issue("structure", path, f"elements nest more than {MAX_NESTING} levels deep")
             return
+        if self.full and self._current is not None:
+            self.visits.append((node, obj, path, self._root()))
+        if node == "Extension" and isinstance(obj.get("url"), str):
+            self.extension(obj, path)
         plan = _plan(node)
         fields = plan.fields
         seen_choice: dict[str, str] = {}
@@ -341,8 +395,8 @@ class _Walker:
                 other = seen_choice.setdefault(el.name, key)
                 if other != key:
                     message = f"{el.name}[x] is given twice: {other} and {key}"
-                    self.issue("structure", f"{path}.{key}", message)
-            self.value(field, key, value, obj, f"{path}.{key}")
+                    self.issue("structure", f"{path}.{field.step}", message)
+            self.value(field, key, value, obj, f"{path}.{field.step}")
         for name, json_names in plan.required:
             if json_names.isdisjoint(obj):
                 self.issue("required", f"{path}.{name}", f"{node}.{name} is required")
@@ -387,13 +441,66 @@ class _Walker:
             if problem is not None:
                 code, message = problem
                 self.issue(code, path, message)
+            elif field.binding is not None:
+                self.bound(field, field.binding, value, path)
         elif field.kind == _RESOURCE:
             self.resource(value, path)
         elif isinstance(value, dict):
+            if field.binding is not None:
+                self.bound(field, field.binding, value, path)
             self.node(value, field.node, path)
         else:
             message = f"{field.element.path} must be a JSON object, not {_json_type(value)}"
             self.issue("structure", path, message)
+
+    def extension(self, ext: dict[str, Any], path: str) -> None:
+        """An extension's value against its definition, when the server holds it (extensibility.html)."""
+        allowed = _extension_value_types(ext["url"])
+        if allowed is None:
+            return
+        given = [k for k in ext if k.startswith("value") and k[5:6].isupper()]
+        if not allowed and given:
+            self.issue("structure", f"{path}.value", f"the extension {ext['url']} takes no value (it is complex), "
+                       f"but has {given[0]}")
+        for key in given:
+            code = _plan("Extension").fields[key].type_code if key in _plan("Extension").fields else key[5:]
+            if allowed and code not in allowed:
+                self.issue("structure", f"{path}.value.ofType({code})", f"the extension {ext['url']} takes a "
+                           f"value of type {', '.join(sorted(allowed))}, not {code}")
+
+    def bound(self, field: _Field, binding: _Binding, value: Any, path: str) -> None:
+        """A coded value against its element's binding (terminologies.html#strength).
+
+        Required: the value SHALL be in the value set (an error). Extensible: it should be
+        when the value set has a fitting code (a warning, at the `full` level only). A
+        CodeableConcept conforms when one of its codings does; one with text only is left alone.
+        """
+        if binding.strength == "extensible" and not self.full:
+            return
+        codes = binding.codes
+        if field.type_code == "CodeableConcept":
+            codings = value.get("coding")
+            if not isinstance(codings, list):
+                return
+            codings = [c for c in codings if isinstance(c, dict) and isinstance(c.get("code"), str)]
+            if not codings or any(_coding_in(c, codes) for c in codings):
+                return
+            shown = ", ".join(_coding_text(c) for c in codings[:3])
+        elif field.type_code == "Coding":
+            if not isinstance(value.get("code"), str) or _coding_in(value, codes):
+                return
+            shown = _coding_text(value)
+        else:
+            if value in codes.codes:
+                return
+            shown = repr(value)
+        where = field.element.path
+        if binding.strength == "required":
+            self.issue("code-invalid", path, f"The value {shown} of {where} is not in the value set "
+                       f"{binding.value_set}, which its binding requires")
+        else:
+            self.issue("code-invalid", path, f"The value {shown} of {where} is not in the value set "
+                       f"{binding.value_set} (extensible binding: use its code where one fits)", "warning")
 
     def companion(self, obj: dict[str, Any], field: _Field | None, key: str, value: Any, path: str) -> None:
         """`_name` holds the id and extensions of primitive `name` (json.html#primitive)."""
@@ -401,55 +508,103 @@ class _Walker:
         if field is None or field.kind != _PRIMITIVE:
             self.issue("structure", f"{path}.{key}", f"unknown element {key!r}: not a primitive element")
             return
-        # FHIRPath has no `_`: the extensions of `birthDate` are `birthDate.extension`.
-        base = f"{path}.{name}"
+        # FHIRPath has no `_`: the extensions of `birthDate` are `birthDate.extension`, and
+        # every problem of `_birthDate` is reported at `birthDate`.
+        base = f"{path}.{field.step}"
         if not field.element.is_array:
             if isinstance(value, dict):
+                if obj.get(name) is None:
+                    self.valueless(value, key, base)
                 self.node(value, field.node, base)
             else:
                 message = f"{key} must be a JSON object, not {_json_type(value)}"
-                self.issue("structure", f"{path}.{key}", message)
+                self.issue("structure", base, message)
             return
         if not isinstance(value, list):
-            self.issue("structure", f"{path}.{key}", f"{key} must be an array, since {name} is one")
+            self.issue("structure", base, f"{key} must be an array, since {name} is one")
             return
         values = obj.get(name)
-        if values is not None and isinstance(values, list) and len(values) != len(value):
-            self.issue("structure", f"{path}.{key}", f"{key} must have as many items as {name}")
+        values = values if isinstance(values, list) else []
+        if values and len(values) != len(value):
+            self.issue("structure", base, f"{key} must have as many items as {name}")
         if all(item is None for item in value):
-            self.issue("structure", f"{path}.{key}", f"{key} holds only nulls")
+            self.issue("structure", base, f"{key} holds only nulls")
             return
         for i, item in enumerate(value):
             if item is None:
                 continue
             if isinstance(item, dict):
+                if i >= len(values) or values[i] is None:
+                    self.valueless(item, f"{key}[{i}]", f"{base}[{i}]")
                 self.node(item, field.node, f"{base}[{i}]")
             else:
-                self.issue("structure", f"{path}.{key}[{i}]", "must be an object or null")
+                self.issue("structure", f"{base}[{i}]", "must be an object or null")
+
+    def valueless(self, companion: dict[str, Any], key: str, path: str) -> None:
+        """A primitive with no value needs extensions (ele-1: a value or children; `id` is neither)."""
+        if companion and "extension" not in companion:
+            self.issue("invariant", path, f"ele-1: {key} gives the primitive no value and no extension "
+                       "(an id alone is not content)")
 
 
 # -- the public interface --------------------------------------------------------------------
 
 
-def check(resource: dict[str, Any]) -> list[Issue]:
-    """The issues of a resource (empty when it conforms), for `validate` and `$validate`."""
-    walker = _Walker()
+LEVELS = ("standard", "full")
+
+
+def check(resource: dict[str, Any], level: str | None = None) -> list[Issue]:
+    """The issues of a resource (empty when it conforms), for `validate` and `$validate`.
+
+    `level` is FHIR_VALIDATION_LEVEL unless given: `standard` (structure, required bindings)
+    or `full` (also extensible bindings as warnings). Only errors refuse a write.
+    """
+    full = (level or settings.FHIR_VALIDATION_LEVEL) == "full"
+    walker = _Walker(full)
     try:
         walker.resource(resource, str(resource.get("resourceType")))
     except RecursionError:
         # Hundreds of nested levels (Questionnaire.item in item in item...) are an attack or
         # a bug, not a clinical record: refuse them instead of failing with a 500.
         where = str(resource.get("resourceType"))
-        issue = Issue(severity="error", code="structure", diagnostics="nested too deeply", expression=[where])
-        return [issue]
-    if walker.issues:
+        return [issue("error", "structure", "nested too deeply", where)]
+    if any(i["severity"] == "error" for i in walker.issues):
         return walker.issues
-    return _model_issues(walker.resources)
+    issues = walker.issues + _model_issues(walker.resources)
+    if full and not any(i["severity"] == "error" for i in issues):
+        # Invariants only on what is well-formed: FHIRPath over a broken shape says nothing new.
+        issues += _invariant_issues(walker.visits)
+    if not any(i["severity"] == "error" for i in issues):
+        issues += _claimed_profile_issues(resource, full)
+    return issues
+
+
+def _claimed_profile_issues(resource: dict[str, Any], full: bool) -> list[Issue]:
+    """The profiles in meta.profile that the server holds (others cannot be checked on write)."""
+    meta = resource.get("meta")
+    claimed = meta.get("profile") if isinstance(meta, dict) else None
+    out: list[Issue] = []
+    for url in claimed if isinstance(claimed, list) else ():
+        if isinstance(url, str) and not url.startswith(profiles.CORE) \
+                and conformance.structure_definition(url) is not None:
+            try:
+                out += profiles.check(resource, url, full)
+            except profiles.ProfileError as error:
+                out.append(issue("error", "invalid", str(error), f"{resource['resourceType']}.meta.profile"))
+    return out
+
+
+def _invariant_issues(visits: list[tuple[str, dict[str, Any], str, dict[str, Any]]]) -> list[Issue]:
+    out = []
+    for node, value, path, root in visits:
+        for inv in invariants.violated(node, value, root):
+            out.append(issue("error", "invariant", f"{inv.key}: {inv.human} ({inv.expression})", path))
+    return out
 
 
 def validate(resource: dict[str, Any]) -> None:
     """Raise Unprocessable (422) listing every way the resource breaks its R4 definition."""
-    issues = check(resource)
+    issues = [i for i in check(resource) if i["severity"] in ("error", "fatal")]
     if issues:
         shown = issues[:MAX_ISSUES]
         first = shown[0]
@@ -499,10 +654,8 @@ def _model_issues(found: list[_Found]) -> list[Issue]:
             for error in exc.errors():
                 if error["type"] in _NOT_R4_VERDICTS:
                     continue
-                expression = path + _loc_path(error["loc"])
-                issues.append(
-                    Issue(severity="error", code="value", diagnostics=error["msg"], expression=[expression])
-                )
+                expression = path + _loc_path(rtype, error["loc"])
+                issues.append(issue("error", "value", error["msg"], expression))
         except Exception:  # noqa: BLE001
             # fhir_core raises TypeError and friends on some inputs; a crash of the second
             # opinion must not refuse a resource that R4's own definitions accepted.
@@ -545,12 +698,50 @@ def _without(value: Any, holes: list[tuple[str | int, ...]]) -> Any:
     return copy
 
 
-def _loc_path(loc: tuple[str | int, ...]) -> str:
-    """A pydantic location as FHIRPath: ("name", 0, "_given", 1) -> ".name[0].given[1]"."""
+def _loc_path(rtype: str, loc: tuple[str | int, ...]) -> str:
+    """A pydantic location as FHIRPath: ("name", 0, "_given", 1) -> ".name[0].given[1]",
+    ("valueBoolean",) -> ".value.ofType(boolean)"."""
     out = []
+    node: str | None = rtype
     for step in loc:
         if isinstance(step, int):
             out.append(f"[{step}]")
         elif step.isidentifier():  # skip union-branch tags such as "function-after[...]"
-            out.append("." + step.lstrip("_"))
+            name = step.lstrip("_")
+            found = structures().child(node, name) if node is not None else None
+            if found is None:
+                out.append("." + name)
+                node = None  # off the definitions: name the rest as pydantic does
+                continue
+            el, code = found
+            out.append(f".{el.name}.ofType({code})" if el.choice else f".{el.name}")
+            node = el.child_node(code)
     return "".join(out)
+
+
+def _extension_value_types(url: str) -> frozenset[str] | None:
+    """The value types an extension's definition allows (empty: a complex extension); None if unknown."""
+    sd = conformance.structure_definition(url)
+    if sd is None or sd.get("type") != "Extension":
+        return None
+    for part in ("snapshot", "differential"):
+        for el in (sd.get(part) or {}).get("element", ()):
+            if el.get("path") == "Extension.value[x]" and ":" not in el.get("id", ""):
+                if el.get("max") == "0":
+                    return frozenset()
+                types = frozenset(t["code"] for t in el.get("type", ()) if isinstance(t.get("code"), str))
+                if types:
+                    return types
+    return None
+
+
+def _coding_in(coding: dict[str, Any], codes: CodeSet) -> bool:
+    system, code = coding.get("system"), coding.get("code")
+    if isinstance(system, str):
+        return (system, code) in codes.concepts
+    return code in codes.codes  # no system: the code alone is all there is to check
+
+
+def _coding_text(coding: dict[str, Any]) -> str:
+    system = coding.get("system")
+    return f"{system}|{coding.get('code')}" if isinstance(system, str) else repr(coding.get("code"))

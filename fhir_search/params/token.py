@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from fhir_search import converters, terminology
+from fhir_search.expansion import Expansion
 from fhir_search.extraction import Context, Typed
 from fhir_search.models import TokenIndex
 from fhir_search.normalize import clip, fold
@@ -31,7 +32,7 @@ class TokenQuery:
     type_system: str | None = None  # :of-type
     type_code: str | None = None
     text: str | None = None  # :text
-    concepts: frozenset[tuple[str, str]] | None = None  # :in, :not-in, :above, :below
+    concepts: Expansion | None = None  # :in, :not-in, :above, :below
 
 
 def _clip(value: Any) -> str | None:
@@ -61,7 +62,7 @@ class TokenParam(ParamType):
         if modifier in ("in", "not-in"):
             if not raw:
                 raise ValueError(f":{modifier} takes the URL of a value set")
-            return TokenQuery(None, None, concepts=terminology.expand(unescape(raw)))
+            return TokenQuery(None, None, concepts=terminology.expansion(unescape(raw)))
         if modifier in ("above", "below"):
             parts = split_unescaped(raw, "|", 1)
             if len(parts) != 2 or not all(parts):
@@ -105,12 +106,16 @@ class TokenParam(ParamType):
         return "value"
 
 
-def concepts_condition(concepts: frozenset[tuple[str, str]]) -> Q:
-    """Rows holding one of these (system, code) pairs: one IN list of codes per system."""
+def concepts_condition(concepts: Expansion) -> Q:
+    """Rows holding one of the expansion's concepts: IN lists for the listed ones (one per
+    system), and a join on the concept tables for the rest (a value set over a large code
+    system is never read into memory)."""
     by_system: dict[str, list[str]] = {}
-    for system, code in sorted(concepts):
+    for system, code, _ in sorted(concepts.literals, key=lambda lit: lit[:2]):
         by_system.setdefault(system, []).append(clip(code))
     q = Q(pk__in=[])
     for system, codes in by_system.items():
         q |= Q(system=system, value__in=codes)
+    if concepts.query is not None:
+        q |= Q(Exists(concepts.rows().filter(code=OuterRef("value"), code_system__url=OuterRef("system"))))
     return q

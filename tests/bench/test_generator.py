@@ -46,6 +46,7 @@ def test_bundles_are_transactions_of_50_to_300_entries():
     assert len(set(sizes)) > 10  # a spread, not one shape repeated
 
 
+@pytest.mark.django_db  # extensions are looked up among the stored definitions
 def test_every_generated_resource_is_valid_r4():
     bundles = [generate.providers_bundle(42), *generate.patient_bundles(42, 6)]
     for bundle in bundles:

@@ -53,14 +53,3 @@ class Searcher:
 @pytest.fixture
 def search(fhir) -> Searcher:
     return Searcher(fhir)
-
-
-@pytest.fixture(autouse=True)
-def _definitions_reloaded_after_each_test():
-    """Each test's writes roll back, which the per-process caches of stored SearchParameters
-    and value sets cannot see: make them re-read the store on their next use."""
-    yield
-    from fhir_search import stored_params, terminology
-
-    stored_params.touch()
-    terminology.touch()

@@ -137,8 +137,13 @@ def test_a_parameter_the_server_cannot_use_is_stored_but_inactive_and_reindex_sa
     assert why == [expected]
 
 
+def test_a_parameter_on_an_unknown_resource_type_is_refused_by_its_required_binding(fhir):
+    response = fhir.post("/SearchParameter", eye_colour_parameter(base=["Spaceship"]))
+    assert response.status_code == 422
+    assert response.json()["issue"][0]["expression"] == ["SearchParameter.base[0]"]
+
+
 @pytest.mark.parametrize("changes", [
-    {"base": ["Spaceship"]},  # not a resource type
     {"expression": "Observation.code"},  # no path for its base
     {"status": "retired"},
     {"type": "special"},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from fhir_api.store import repository
+from fhir_api.store.errors import Unprocessable
 from fhir_search import terminology
 from tests.fhir_search.conftest import store
 
@@ -18,6 +19,8 @@ pytestmark = pytest.mark.django_db
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 CLINICAL_VS = "http://hl7.org/fhir/ValueSet/condition-clinical"
 LOINC = "http://loinc.org"
+CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+CATEGORY_VS = "http://hl7.org/fhir/ValueSet/observation-category"
 STRICT = {"Prefer": "handling=strict"}
 
 
@@ -38,18 +41,29 @@ def value_set(url: str, compose: dict) -> str:
 # -- :in and :not-in -----------------------------------------------------------------------
 
 
+def categorised(code: str, system: str = CATEGORY) -> str:
+    # Observation.category's binding is only preferred, so a code of another system is stored.
+    return store({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                  "category": [{"coding": [{"system": system, "code": code}]}]})
+
+
 def test_in_a_shipped_value_set_of_a_whole_code_system(search):
-    active, resolved = condition("active"), condition("resolved")
-    other = condition("active", system="http://example.org/other")
-    assert search.idset("/Condition", {"clinical-status:in": CLINICAL_VS}) == {active, resolved}
-    assert other not in search.idset("/Condition", {"clinical-status:in": CLINICAL_VS})
+    vital, lab = categorised("vital-signs"), categorised("laboratory")
+    other = categorised("vital-signs", system="http://example.org/other")
+    assert search.idset("/Observation", {"category:in": CATEGORY_VS}) == {vital, lab}
+    assert other not in search.idset("/Observation", {"category:in": CATEGORY_VS})
 
 
 def test_not_in_finds_resources_with_no_code_in_the_set(search):
-    condition("active")
-    other = condition("active", system="http://example.org/other")
-    uncoded = store({"resourceType": "Condition", "subject": {"reference": "Patient/p"}})
-    assert search.idset("/Condition", {"clinical-status:not-in": CLINICAL_VS}) == {other, uncoded}
+    categorised("vital-signs")
+    other = categorised("vital-signs", system="http://example.org/other")
+    uncoded = store({"resourceType": "Observation", "status": "final", "code": {"text": "x"}})
+    assert search.idset("/Observation", {"category:not-in": CATEGORY_VS}) == {other, uncoded}
+
+
+def test_a_code_outside_a_required_binding_is_not_stored_so_in_never_meets_it(search):
+    with pytest.raises(Unprocessable):
+        condition("active", system="http://example.org/other")
 
 
 def test_in_a_stored_value_set_with_a_concept_list(search):

@@ -17,11 +17,12 @@ plus `repository.prepare`'s rules): the resource type against the URL, and per m
 present and equals the URL's, the URL id is well formed, an If-Match header matches the
 current version), delete (If-Match; deleting what is not there succeeds and changes nothing).
 
-Profiles: only the base definitions are known here, so a `profile` parameter naming anything
-else is an *error* issue ("not checked": the spec says the server SHALL return an error when it
-cannot validate against the nominated profile), and each non-base profile the resource claims in
-`meta.profile` is a *warning* that it was not checked. A clean OperationOutcome therefore never
-claims more than was checked.
+Profiles: the base definitions, and the profiles the server holds (stored StructureDefinitions,
+e.g. loaded from a package), are checked (fhir_api.store.profiles); a `profile` parameter naming
+one the server does not hold is an *error* issue ("not checked": the spec says the server SHALL
+return an error when it cannot validate against the nominated profile), and each unknown profile
+the resource claims in `meta.profile` is a *warning* that it was not checked. A clean
+OperationOutcome therefore never claims more than was checked.
 """
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ from django.http import HttpResponse
 
 from fhir_api.rest import formats
 from fhir_api.rest.body import read_body
-from fhir_api.store import repository, validation
-from fhir_api.store.errors import BadRequest, Issue, PreconditionFailed
+from fhir_api.store import conformance, profiles, repository, validation
+from fhir_api.store.errors import BadRequest, Issue, PreconditionFailed, issue
 from fhir_api.rest.operations import Invocation, operation
 from fhir_api.rest.responses import render
 from fhir_api.store.structure import resource_types
@@ -51,11 +52,7 @@ def base_profile_type(url: str) -> str | None:
     return name if name in resource_types() else None
 
 
-def _issue(severity: str, code: str, diagnostics: str, expression: str | None = None) -> Issue:
-    issue = Issue(severity=severity, code=code, diagnostics=diagnostics)
-    if expression:
-        issue["expression"] = [expression]
-    return issue
+_issue = issue
 
 
 def _one(invocation: Invocation, name: str) -> Any:
@@ -86,7 +83,7 @@ def _content_issues(resource_type: str, resource: Any) -> list[Issue]:
     if body_type != resource_type:
         message = f"The resource type in the body ({body_type!r}) does not match the URL ({resource_type})"
         return [_issue("error", "invalid", message, "resourceType")]
-    return list(validation.check(resource))
+    return list(validation.check(resource, level="full"))
 
 
 def _declared_profiles(resource_type: str, resource: dict[str, Any]) -> list[Issue]:
@@ -98,24 +95,36 @@ def _declared_profiles(resource_type: str, resource: dict[str, Any]) -> list[Iss
             continue  # the structure check has reported it
         where = f"{resource_type}.meta.profile[{i}]"
         of = base_profile_type(url)
+        if of is None and conformance.structure_definition(url) is not None:
+            continue  # held here: validation.check has checked it
         if of is None:
             issues.append(_issue("warning", "not-supported", f"The profile {url} that the resource claims was not "
-                                 "checked: this server validates against the base R4 definitions only", where))
+                                 "checked: it is not known to this server", where))
         elif of != resource_type:
             issues.append(_issue("error", "invalid", f"A {resource_type} cannot conform to {url}, the base "
                                  f"definition of {of}", where))
     return issues
 
 
-def _nominated_profile(resource_type: str, profile: Any) -> list[Issue]:
+def _nominated_profile(resource_type: str, profile: Any, resource: Any) -> list[Issue]:
     if profile is None:
         return []
     if not isinstance(profile, str) or not profile:
         raise BadRequest("$validate: profile takes a canonical URL")
     of = base_profile_type(profile)
     if of is None:
-        return [_issue("error", "not-supported", f"The resource was not checked against {profile}: this server "
-                       "validates against the base R4 definitions only")]
+        if conformance.structure_definition(profile) is None:
+            return [_issue("error", "not-supported", f"The resource was not checked against {profile}: it is not "
+                           "known to this server")]
+        if not isinstance(resource, dict) or resource.get("resourceType") != resource_type:
+            return []  # the content issues say what is wrong
+        claimed = (resource.get("meta") or {}).get("profile") if isinstance(resource.get("meta"), dict) else None
+        if isinstance(claimed, list) and profile in claimed:
+            return []  # checked with the profiles the resource claims
+        try:
+            return profiles.check(resource, profile, full=True)
+        except profiles.ProfileError as error:
+            return [_issue("error", "invalid", str(error))]
     if of != resource_type:
         return [_issue("error", "invalid", f"The profile {profile} is the base definition of {of}, "
                        f"not of {resource_type}")]
@@ -207,7 +216,7 @@ def validate(invocation: Invocation) -> HttpResponse:
             issues += _create_issues(resource)
         elif mode == "update":
             issues += _update_issues(invocation, resource)
-    issues += _nominated_profile(rtype, _one(invocation, "profile"))
+    issues += _nominated_profile(rtype, _one(invocation, "profile"), resource)
     # Errors first: a client reading only the first issue sees the verdict.
     order = {"fatal": 0, "error": 1, "warning": 2, "information": 3}
     issues.sort(key=lambda i: order.get(i.get("severity", ""), 4))
