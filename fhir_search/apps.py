@@ -7,4 +7,4 @@ class FhirSearchConfig(AppConfig):
 
     def ready(self) -> None:
         # Glue only: the receiver calls fhir_search.indexing (see receivers.py).
-        from fhir_search import receivers  # noqa: F401
+        from fhir_search import audit_index, receivers  # noqa: F401

@@ -21,7 +21,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 
-from fhir_api.store import jsonio, statistics, validation
+from fhir_api.store import audit, jsonio, statistics, validation
 from fhir_api.store.errors import BadRequest, Conflict, Gone, NotFound, PreconditionFailed
 from fhir_api.store.models import Resource, ResourceVersion
 from fhir_api.store.signals import resource_written, resources_written
@@ -169,6 +169,7 @@ def prepare(resource_type: str, content: Any, logical_id: str | None = None) -> 
 def create(resource_type: str, content: dict[str, Any], *, logical_id: str | None = None) -> Written:
     """Create with a server-assigned id (a client's id in the body is ignored, per http.html#create)."""
     check_type(resource_type)
+    audit.refuse_write(resource_type)
     if isinstance(content, dict) and "id" in content:
         content = {k: v for k, v in content.items() if k != "id"}
     content = prepare(resource_type, content)
@@ -181,6 +182,7 @@ def update(
     """Update, or create with the client's id (update as create)."""
     check_type(resource_type)
     check_id(logical_id)
+    audit.refuse_write(resource_type)
     content = prepare(resource_type, content, logical_id)
     if content.get("id") is None:
         raise BadRequest("An update must carry the resource id in the body", code="required")
@@ -205,6 +207,7 @@ def patch(
     The row stays locked from read to write so no concurrent update slips in between.
     """
     check_type(resource_type)
+    audit.refuse_write(resource_type)
     with transaction.atomic():
         row = _locked_row(resource_type, logical_id)
         if row is None:
@@ -258,7 +261,8 @@ def write(
     if_match: int | None = None,
     must_be_new: bool = False,
 ) -> Written:
-    """The one writer: current row + version row + index, atomically. `content=None` deletes."""
+    """The one writer: current row + version row + index + AuditEvent, atomically. `content=None` deletes."""
+    audit.refuse_write(resource_type)
     with transaction.atomic():
         row, created = _next_version(resource_type, logical_id, content, if_match, must_be_new)
         if row is None:
@@ -279,6 +283,7 @@ def write(
         resource_written.send(sender=Resource, resource=row, content=content)
         if content is not None:
             _check_guard([(row, created)])
+        audit.record_written([audit.WrittenVersion(resource_type, logical_id, row.version_id, method, created, content)])
         return Written(_stored(row, method), created)
 
 
@@ -336,6 +341,8 @@ def create_many(items: list[tuple[str, str, dict[str, Any]]]) -> list[Written]:
     """
     if not items:
         return []
+    for rtype, _, _ in items:
+        audit.refuse_write(rtype)
     at = now()
     rows = [
         Resource(
@@ -359,6 +366,8 @@ def create_many(items: list[tuple[str, str, dict[str, Any]]]) -> list[Written]:
         _note_written(len(rows))
         resources_written.send(sender=Resource, items=[(row, item[2]) for row, item in zip(rows, items, strict=True)])
         _check_guard([(row, True) for row in rows])
+        audit.record_written([audit.WrittenVersion(row.resource_type, row.logical_id, 1, "POST", True, item[2])
+                              for row, item in zip(rows, items, strict=True)])
     return [Written(_stored(row, "POST"), True) for row in rows]
 
 
