@@ -9,7 +9,7 @@ transaction that set `fhir.audit_retention` (the retention command, `audit_reten
 
 What an event says is decided above the store (who asked is known to the REST floor and the
 authorization server), so the store only offers three things:
-- `append(events)`: write AuditEvent JSON objects (bulk, one statement per table);
+- `repository.append_audit(events)`: write AuditEvent JSON objects (bulk, one statement per table);
 - a recorder hook: smart_auth.audit registers a function that turns written versions into
   AuditEvents; the repository calls it inside the write's transaction, so no write commits
   without its audit record and a rolled-back write leaves none;
@@ -20,7 +20,6 @@ costs a millisecond per event, more than the read it records).
 """
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -30,9 +29,8 @@ from typing import Any
 from django.db import connection, transaction
 from django.dispatch import Signal
 
-from fhir_api.store import statistics
 from fhir_api.store.errors import MethodNotAllowed
-from fhir_api.store.models import Resource, ResourceVersion
+from fhir_api.store.models import Resource
 
 RESOURCE_TYPE = "AuditEvent"
 # The PostgreSQL setting a transaction sets (SET LOCAL) to let the retention command delete.
@@ -77,63 +75,9 @@ def register_recorder(recorder: Recorder | None) -> None:
     _recorder = recorder
 
 
-def record_written(versions: list[WrittenVersion]) -> None:
-    """Called by the repository inside the write's transaction."""
-    if _recorder is None or _silenced.get() or not versions:
-        return
-    events = _recorder(versions)
-    if events:
-        append(events)
-
-
-def append(events: list[dict[str, Any]]) -> list[Resource]:
-    """Append AuditEvents (JSON objects without id/meta) in one transaction; returns their rows."""
-    from fhir_api.store.repository import now, stamp
-
-    if not events:
-        return []
-    at = now()
-    rows = []
-    for content in events:
-        logical_id = str(uuid.uuid4())
-        rows.append(Resource(resource_type=RESOURCE_TYPE, logical_id=logical_id, version_id=1, last_updated=at,
-                             deleted=False, data=stamp(content, RESOURCE_TYPE, logical_id, 1, at)))
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            _copy(rows, at)
-        else:
-            Resource.objects.bulk_create(rows)
-            ResourceVersion.objects.bulk_create([
-                ResourceVersion(resource=row, resource_type=RESOURCE_TYPE, logical_id=row.logical_id, version_id=1,
-                                last_updated=at, deleted=False, method="POST", data=row.data)
-                for row in rows
-            ])
-        statistics.note_written(Resource._meta.db_table, len(rows))
-        statistics.note_written(ResourceVersion._meta.db_table, len(rows))
-        audit_appended.send(sender=Resource, items=list(zip(rows, events, strict=True)))
-    return rows
-
-
-def _copy(rows: list[Resource], at) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence('fhir_api_resource', 'id')) FROM generate_series(1, %s)",
-            [len(rows)],
-        )
-        for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
-            row.pk = row.id = pk
-        raw = cursor.cursor
-        with raw.copy("COPY fhir_api_resource (id, resource_type, logical_id, version_id, last_updated, deleted, data)"
-                      " FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row((row.pk, RESOURCE_TYPE, row.logical_id, 1, at, False, row.data))
-        with raw.copy("COPY fhir_api_resourceversion"
-                      " (resource_id, resource_type, logical_id, version_id, last_updated, deleted, method, data)"
-                      " FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row((row.pk, RESOURCE_TYPE, row.logical_id, 1, at, False, "POST", row.data))
-    for row in rows:
-        row._state.adding = False
+def recorder() -> Recorder | None:
+    """The registered recorder, unless a `silenced` block is running."""
+    return None if _silenced.get() else _recorder
 
 
 class silenced:

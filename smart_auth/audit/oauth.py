@@ -68,7 +68,14 @@ def actor_of(request: HttpRequest) -> balp.Actor:
         fhir_user = person_of(user).fhir_user or ""
         username = "" if fhir_user else user.get_username()
     return balp.Actor(address=request.META.get("REMOTE_ADDR", ""), client_id=client_id[:200], user=fhir_user,
-                      username=username, server=request.build_absolute_uri("/auth"))
+                      username=username, server=_server(request))
+
+
+def _server(request: HttpRequest) -> str:
+    try:
+        return request.build_absolute_uri("/auth")
+    except Exception:  # noqa: BLE001 -- a request without a host (force_login) still leaves its record
+        return ""
 
 
 def _error_text(response: HttpResponse) -> str:

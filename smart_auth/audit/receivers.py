@@ -27,7 +27,7 @@ def admin_changed(sender: Any, instance: Any, created: bool = False, **kwargs: A
     """One AuditEvent per admin LogEntry, in the admin's own transaction."""
     from django.contrib.admin.models import ADDITION, DELETION
 
-    from fhir_api.store import audit as store_audit
+    from fhir_api.store import repository
     from smart_auth.audit import balp, trail
 
     if not created:
@@ -39,5 +39,5 @@ def admin_changed(sender: Any, instance: Any, created: bool = False, **kwargs: A
                        server=who.server if who else "")
     content_type = instance.content_type
     label = f"{content_type.app_label}.{content_type.model}" if content_type else "unknown"
-    store_audit.append([balp.admin_event(staff, action, label, str(instance.object_id or ""),
+    repository.append_audit([balp.admin_event(staff, action, label, str(instance.object_id or ""),
                                          instance.object_repr or "")])

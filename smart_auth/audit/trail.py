@@ -28,7 +28,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from fhir_api.store import audit as store_audit
+from fhir_api.store import audit as store_audit, repository
 from smart_auth.audit import balp
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ _wake = threading.Event()
 def record(event: dict[str, Any]) -> None:
     """Keep an AuditEvent for the next flush (or write it now with FHIR_AUDIT_FLUSH_MS=0)."""
     if settings.FHIR_AUDIT_FLUSH_MS == 0:
-        store_audit.append([event])
+        repository.append_audit([event])
         return
     with _lock:
         _buffer.append(event)
@@ -104,7 +104,7 @@ def flush() -> int:
     if not events:
         return 0
     try:
-        store_audit.append(events)
+        repository.append_audit(events)
     except Exception:
         # Keep them for the next attempt (the database may be restarting); never drop silently.
         with _lock:

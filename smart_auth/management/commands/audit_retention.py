@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from fhir_api.store import audit as store_audit
+from fhir_api.store import audit as store_audit, repository
 from smart_auth.audit import balp
 
 
@@ -36,6 +36,6 @@ class Command(BaseCommand):
                            subtype={"system": balp.OAUTH_EVENTS, "code": "retention",
                                     "display": f"deleted {deleted} AuditEvents recorded before {balp.instant(before)}"},
                            action="D")
-        store_audit.append([event])
+        repository.append_audit([event])
         self.stdout.write(f"deleted {deleted} AuditEvents recorded before {balp.instant(before)} "
                           f"(FHIR_AUDIT_RETENTION_DAYS={days})")
