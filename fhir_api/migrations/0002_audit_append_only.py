@@ -26,7 +26,7 @@ TABLES = ("fhir_api_resource", "fhir_api_resourceversion")
 def forwards(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    schema_editor.execute(FUNCTION)
+    schema_editor.execute(FUNCTION, params=None)  # no placeholders: RAISE uses % itself
     for table in TABLES:
         schema_editor.execute(TRIGGER.format(table=table))
 
