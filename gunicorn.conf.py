@@ -16,3 +16,10 @@ worker_class = env_str("GUNICORN_WORKER_CLASS", "gthread")
 threads = env_int("GUNICORN_THREADS", 32, minimum=1)
 keepalive = 5
 max_requests = 0
+
+
+def worker_exit(server, worker):
+    """A worker stopping normally writes the AuditEvents still in its buffer (smart_auth.audit.trail)."""
+    from smart_auth.audit import trail
+
+    trail.flush_at_exit()

@@ -142,11 +142,11 @@ def _run() -> None:
             time.sleep(min(1.0, interval * 10))
 
 
-def _flush_at_exit() -> None:
+def flush_at_exit() -> None:
     try:
         flush()
     except Exception:  # noqa: BLE001
         logger.exception("could not write %s AuditEvents at exit", pending())
 
 
-atexit.register(_flush_at_exit)
+atexit.register(flush_at_exit)

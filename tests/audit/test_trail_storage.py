@@ -43,7 +43,7 @@ def test_the_buffer_is_written_at_exit(fhir, settings, monkeypatch):
     monkeypatch.setattr(trail, "_ensure_flusher", lambda: None)
     fhir.get("/Patient/nobody")
     assert trail.pending() == 1
-    trail._flush_at_exit()  # what atexit (and gunicorn's worker_exit hook) run
+    trail.flush_at_exit()  # what atexit (and gunicorn's worker_exit hook) run
     assert trail.pending() == 0 and _audit_count() == 1
 
 
