@@ -71,6 +71,9 @@ def rows_of(resource: Resource, event: dict[str, Any]) -> dict[type[models.Model
                 key = tuple(cols.items())
                 if key not in seen:
                     seen.add(key)
+                    for name, value in cols.items():  # PostgreSQL text holds no NUL (a refused id)
+                        if isinstance(value, str) and "\x00" in value:
+                            cols[name] = value.replace("\x00", "\ufffd")
                     cols.update(resource_id=resource.pk, resource_type=RESOURCE_TYPE, code=code)
                     out[ptype.model].append(cols)
     return out

@@ -18,7 +18,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 from fhir_api.rest.responses import base_url
-from fhir_api.store import audit as store_audit
+from fhir_api.store import audit as store_audit, repository
 from fhir_api.store.errors import FhirError
 from smart_auth.access import Access
 from smart_auth.audit import balp, trail
@@ -97,7 +97,7 @@ def event_for(request: HttpRequest, interaction: str, kwargs: dict[str, Any], st
     who = actor_of(request, getattr(request, "access", None))
     rtype, logical_id = kwargs.get("resource_type"), kwargs.get("logical_id")
     reference = None
-    if rtype and logical_id:
+    if rtype and logical_id and repository.valid_id(logical_id):  # a refused id ("a\x00b") is in outcomeDesc
         reference = f"{rtype}/{logical_id}"
         if kwargs.get("version_id"):
             reference += f"/_history/{kwargs['version_id']}"
@@ -126,7 +126,7 @@ def _patient(request: HttpRequest, interaction: str, kwargs: dict[str, Any], rty
         return kwargs.get("compartment_id")
     for name in ("patient", "subject", "subject:Patient"):
         value = request.GET.get(name)
-        if value and "," not in value:
+        if value and "," not in value and "\x00" not in value:
             ident = value.rsplit("/", 1)[-1] if value.startswith("Patient/") or "/" not in value else None
             if ident:
                 return ident

@@ -26,7 +26,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from fhir_api.store import audit as store_audit, repository
 from smart_auth.audit import balp
@@ -105,12 +105,30 @@ def flush() -> int:
         return 0
     try:
         repository.append_audit(events)
-    except Exception:
-        # Keep them for the next attempt (the database may be restarting); never drop silently.
-        with _lock:
-            _buffer[:0] = events
-        raise
+    except DatabaseError:
+        if not _written_one_by_one(events):
+            # Keep them for the next attempt (the database may be restarting); never drop silently.
+            with _lock:
+                _buffer[:0] = events
+            raise
     return len(events)
+
+
+def _written_one_by_one(events: list[dict[str, Any]]) -> bool:
+    """After a failed batch: write each event alone, so one the database refuses cannot hold
+    back the others forever. False when the database refuses every one (it is down)."""
+    refused = []
+    for event in events:
+        try:
+            repository.append_audit([event])
+        except DatabaseError:
+            refused.append(event)
+    if len(refused) == len(events):
+        return False
+    for event in refused:
+        logger.error("the database refused an AuditEvent (%s %s); it is lost",
+                     event.get("subtype", [{}])[0].get("code"), event.get("recorded"))
+    return True
 
 
 def pending() -> int:
