@@ -93,3 +93,41 @@ def test_lean_index_rows_are_the_generic_extractors_rows_for_the_same_parameters
 def test_the_query_entity_never_carries_a_token():
     entity = balp.query_entity("name=x&access_token=secret-value&_count=5")
     assert "secret" not in entity["description"] and "secret" not in entity["query"]
+
+
+def test_an_event_the_database_refuses_does_not_hold_back_the_others(fhir, settings, monkeypatch):
+    from django.db import DatabaseError
+
+    settings.FHIR_AUDIT_FLUSH_MS = 60_000
+    monkeypatch.setattr(trail, "_ensure_flusher", lambda: None)
+    real = repository.append_audit
+
+    def picky(events):
+        if any(e.get("outcomeDesc") == "poison" for e in events):
+            raise DatabaseError("refused")
+        return real(events)
+
+    monkeypatch.setattr(repository, "append_audit", picky)
+    fhir.get("/Patient/nobody")
+    trail.record({**balp.rest_event(balp.Actor(), "read"), "outcomeDesc": "poison"})
+    assert trail.flush() == 2
+    assert trail.pending() == 0 and _audit_count() == 1  # the good one written, the refused one logged
+
+
+def test_a_database_that_refuses_everything_keeps_the_buffer_for_the_next_flush(fhir, settings, monkeypatch):
+    from django.db import DatabaseError
+
+    settings.FHIR_AUDIT_FLUSH_MS = 60_000
+    monkeypatch.setattr(trail, "_ensure_flusher", lambda: None)
+    fhir.get("/Patient/nobody")
+
+    def down(events):
+        raise DatabaseError("the database is restarting")
+
+    real = repository.append_audit
+    monkeypatch.setattr(repository, "append_audit", down)
+    with pytest.raises(DatabaseError):
+        trail.flush()
+    assert trail.pending() == 1
+    monkeypatch.setattr(repository, "append_audit", real)
+    assert trail.flush() == 1 and _audit_count() == 1
