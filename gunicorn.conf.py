@@ -55,3 +55,10 @@ def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_exit(server, worker):
+    """A worker stopping normally writes the AuditEvents still in its buffer (smart_auth.audit.trail)."""
+    from smart_auth.audit import trail
+
+    trail.flush_at_exit()

@@ -55,19 +55,25 @@ class ServeSettings:
         ]
 
 
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    """A free port: from BENCH_PORTS ("8600-8699") when set, so runs on a shared machine stay
-    in their own range; else any the system picks."""
-    low, _, high = os.environ.get("BENCH_PORTS", "").partition("-")
-    candidates = range(int(low), int(high or low) + 1) if low else [0]
+    """A free port: from BENCH_PORTS (e.g. "8300-8399") when set, else any the system gives."""
+    ports = os.environ.get("BENCH_PORTS", "")
+    low, _, high = ports.partition("-")
+    candidates = range(int(low), int(high or low) + 1) if low.strip() else [0]
     for port in candidates:
+        if port and port in _GIVEN:
+            continue  # given to an earlier server of this run that may not listen yet
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _GIVEN.add(s.getsockname()[1])
             return s.getsockname()[1]
-    raise RuntimeError(f"no free port in BENCH_PORTS={os.environ['BENCH_PORTS']}")
+    raise RuntimeError(f"no free port in BENCH_PORTS={ports}")
 
 
 # -- the database --------------------------------------------------------------------------------

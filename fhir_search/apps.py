@@ -7,7 +7,7 @@ class FhirSearchConfig(AppConfig):
 
     def ready(self) -> None:
         # Glue only: the receiver calls fhir_search.indexing (see receivers.py).
-        from fhir_search import definitions_lookup, receivers  # noqa: F401
+        from fhir_search import audit_index, definitions_lookup, receivers  # noqa: F401
 
         # Validation (in the store) finds stored profiles and value sets through this.
         definitions_lookup.register()

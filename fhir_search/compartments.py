@@ -11,6 +11,7 @@ from functools import cache
 import orjson
 from django.db.models import Q
 
+from fhir_api.store.audit import RESOURCE_TYPE as AUDIT_TYPE
 from fhir_api.store.errors import BadRequest, NotFound
 from fhir_api.store.structure import DEFINITIONS
 from fhir_search.models import ReferenceIndex
@@ -31,10 +32,12 @@ def definitions() -> dict[str, dict[str, tuple[str, ...]]]:
 
 
 def member_types(compartment_type: str) -> tuple[str, ...]:
+    """The types a compartment holds, for `[Patient/1]/*` and `$everything`: the audit trail is
+    about the patient's record, not part of it (`Patient/1/AuditEvent` still works)."""
     members = definitions().get(compartment_type)
     if members is None:
         raise NotFound(f"There is no {compartment_type} compartment", code="not-supported")
-    return tuple(sorted(members))
+    return tuple(sorted(t for t in members if t != AUDIT_TYPE))
 
 
 def condition(compartment_type: str, compartment_id: str, resource_type: str) -> Q:

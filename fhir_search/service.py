@@ -17,6 +17,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet, Subquery
 
 from fhir_api.store import jsonio, subsetting
+from fhir_api.store.audit import RESOURCE_TYPE as AUDIT_TYPE
 from fhir_api.store.models import Resource
 from fhir_search import access, compartments, stored_params
 from fhir_search.params import Env
@@ -43,6 +44,8 @@ def matches(
     types = request.types
     if types is not None:
         qs = qs.filter(resource_type=types[0]) if len(types) == 1 else qs.filter(resource_type__in=types)
+    else:  # a search of every type leaves the audit trail out (`_type=AuditEvent` asks for it)
+        qs = qs.exclude(resource_type=AUDIT_TYPE)
     visible = access.condition(types, interaction)
     if visible is not None:
         qs = qs.filter(visible)

@@ -60,6 +60,13 @@ FHIR_WARM_UP = env_bool("FHIR_WARM_UP", True)
 # commit, so the planner never works from the statistics of an empty table (autovacuum
 # may be off or behind after a bulk load). 0 turns it off (fhir_api.store.statistics).
 FHIR_ANALYZE_ROWS = env_int("FHIR_ANALYZE_ROWS", 10000, minimum=0)
+# The audit trail (smart_auth.audit): read and search events are buffered per process and
+# written every FHIR_AUDIT_FLUSH_MS milliseconds (0: each at once, in the request), or as
+# soon as FHIR_AUDIT_MAX_BUFFER are waiting. Writes are audited in their own transaction.
+FHIR_AUDIT_FLUSH_MS = env_int("FHIR_AUDIT_FLUSH_MS", 20, minimum=0, maximum=60000)
+FHIR_AUDIT_MAX_BUFFER = env_int("FHIR_AUDIT_MAX_BUFFER", 2000, minimum=1)
+# Days AuditEvents are kept; only `manage.py audit_retention` deletes older ones. Unset: keep.
+FHIR_AUDIT_RETENTION_DAYS = env_int("FHIR_AUDIT_RETENTION_DAYS", 0, minimum=0) or None
 
 # Read by `make serve` (gunicorn.conf.py) rather than Django; checked here so a bad value
 # fails with the same one line as every other setting.

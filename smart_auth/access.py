@@ -30,6 +30,7 @@ from smart_auth import token_cache
 from smart_auth.scopes import ClinicalScope, ScopeError, parse_clinical
 
 REALM = 'Bearer realm="fhir"'
+AUDIT_TYPE = "AuditEvent"
 
 
 # The access of the request being served (None: authentication is off). Set by the REST
@@ -69,6 +70,7 @@ class Access:
     user_id: int | None = None
     token_id: int | None = None
     purpose_of_use: str = ""
+    staff: bool = False  # the person is staff (user/ scopes then reach the audit trail)
     # What was derived from this access during the request (its rules per type and
     # interaction here, their SQL in fhir_search.access): an Access lives for one request.
     memo: dict = field(default_factory=dict, compare=False, repr=False)
@@ -106,6 +108,8 @@ class Access:
                 if self.user_compartment == "":
                     continue
                 compartment = self.user_compartment
+                if compartment is None and resource_type == AUDIT_TYPE and not self.staff:
+                    continue  # the whole audit trail is for staff; a patient sees their own
             else:
                 compartment = None
             if compartment is not None and interaction in "rs" and resource_type in _shared_types():
@@ -227,6 +231,7 @@ def access_for_token(token: str) -> Access:
         user_id=user_id,
         token_id=token_id,
         purpose_of_use=purpose or "",
+        staff=bool(user_staff) and user_id is not None,
     )
 
 

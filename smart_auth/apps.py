@@ -11,3 +11,9 @@ class SmartAuthConfig(AppConfig):
         from smart_auth.signals import end_online_tokens
 
         user_logged_out.connect(end_online_tokens, dispatch_uid="smart_auth.end_online_tokens")
+
+        from fhir_api.store import audit as store_audit
+        from smart_auth.audit import receivers, trail
+
+        store_audit.register_recorder(trail.describe_writes)
+        receivers.connect()

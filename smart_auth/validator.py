@@ -26,6 +26,7 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 
 from smart_auth import assertions, endpoints
+from smart_auth.audit.oauth import note_issued
 from smart_auth.grants import check_grantable
 from smart_auth.models import GrantContext, RedeemedCode, TokenContext, digest
 from smart_auth.scopes import ScopeError
@@ -202,6 +203,7 @@ class SmartValidator(OAuth2Validator):
             context["purpose_of_use"] = request.client.purpose_of_use
         if any(context.values()):
             TokenContext.objects.create(access_token=access_token, **context)
+        note_issued(access_token.pk, context.get("patient", ""))  # its id (never its value) for the audit record
         return access_token
 
     # -- OpenID Connect ---------------------------------------------------------------------

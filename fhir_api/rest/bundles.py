@@ -19,8 +19,8 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.urls import Resolver404, resolve
 
-from fhir_api.rest import authorization, conditional
-from fhir_api.store import jsonio, patch as fhir_patch, repository
+from fhir_api.rest import audit, authorization, conditional
+from fhir_api.store import audit as store_audit, jsonio, patch as fhir_patch, repository
 from fhir_api.store.errors import BadRequest, FhirError, NotFound, PayloadTooLarge, PreconditionFailed, TooCostly
 from fhir_api.store.structure import resource_types
 from fhir_api.rest.views.base import expected_version
@@ -85,6 +85,8 @@ def _parse_entry(index: int, raw: Any, base: str) -> Entry:
             entry.logical_id = parts[1]
     if method in ("POST", "PUT", "PATCH", "DELETE") and entry.resource_type is None:
         raise BadRequest(f"Bundle.entry[{index}].request.url {url!r} does not name a resource type")
+    if method in ("POST", "PUT", "PATCH", "DELETE"):
+        store_audit.refuse_write(entry.resource_type)
     if method in ("POST", "PUT") and not isinstance(entry.resource, dict):
         raise BadRequest(f"Bundle.entry[{index}] ({method}) needs a resource", code="required")
     return entry
@@ -194,6 +196,7 @@ def process(request: HttpRequest, bundle: Any, base: str) -> dict[str, Any]:
         raise PayloadTooLarge(f"The Bundle has {len(raw_entries)} entries; this server takes at most "
                               f"{settings.FHIR_MAX_BUNDLE_ENTRIES} (FHIR_MAX_BUNDLE_ENTRIES)")
     minimal = _prefer_return(request) == "minimal"
+    request.audit_bundle_type = kind  # the audit record's subtype (fhir_api.rest.audit)
     if kind == "transaction":
         entries = [_parse_entry(i, raw, base) for i, raw in enumerate(raw_entries)]
         _transaction(request, entries, base, minimal)
@@ -457,6 +460,7 @@ def _read_entry(request: HttpRequest, entry: Entry) -> None:
         "SERVER_PORT": request.META.get("SERVER_PORT", "80"),
         "HTTP_HOST": request.get_host(),
         "wsgi.url_scheme": request.scheme,
+        "REMOTE_ADDR": request.META.get("REMOTE_ADDR", ""),  # for the entry's audit record
     }
     for header, key in (("ifNoneMatch", "HTTP_IF_NONE_MATCH"), ("ifModifiedSince", "HTTP_IF_MODIFIED_SINCE")):
         if entry.request.get(header):
@@ -493,7 +497,7 @@ def _batch(request: HttpRequest, raw_entries: list[Any], base: str) -> list[Entr
             entry = _parse_entry(index, raw, base)
         except FhirError as error:
             entry = Entry(index, "GET", "", None, None, {})
-            _failed(entry, error)
+            _failed(request, entry, error)
             results.append(entry)
             continue
         try:
@@ -504,11 +508,12 @@ def _batch(request: HttpRequest, raw_entries: list[Any], base: str) -> list[Entr
                 _execute(request, entry)
                 budget.spend(entry)  # beyond it, this entry fails (its write is rolled back)
         except FhirError as error:
-            _failed(entry, error)
+            _failed(request, entry, error)
         results.append(entry)
     return results
 
 
-def _failed(entry: Entry, error: FhirError) -> None:
+def _failed(request: HttpRequest, entry: Entry, error: FhirError) -> None:
+    audit.entry_failed(request, entry.method, entry.url, error)
     entry.response = {"status": _status(error.status), "outcome": error.outcome()}
     entry.body = None

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 
+from fhir_api.store.audit import RESOURCE_TYPE as AUDIT_TYPE
 from fhir_api.rest import operations
 from fhir_api.store.structure import resource_types
 from smart_auth.endpoints import endpoints
@@ -40,9 +41,32 @@ PARTIAL = (
 )
 
 
+def _audit_entry() -> dict[str, Any]:
+    """The audit trail: read and searched, written by the server only (IHE BALP, append-only)."""
+    from fhir_search.capability import search_param_entries
+
+    return {
+        "type": AUDIT_TYPE,
+        "profile": f"http://hl7.org/fhir/StructureDefinition/{AUDIT_TYPE}",
+        "supportedProfile": [f"https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.{name}"
+                             for name in ("PatientRead", "PatientQuery", "PatientCreate", "PatientUpdate",
+                                          "PatientDelete", "Read", "Query", "Create", "Update", "Delete")],
+        "documentation": ("The audit trail (IHE BALP): an AuditEvent per interaction, authorization step and "
+                          "admin change, recorded by this server; append-only (create, update, patch and "
+                          "delete answer 405). Reading it is not audited itself."),
+        "interaction": [{"code": code} for code in ("read", "vread", "history-instance", "history-type",
+                                                    "search-type")],
+        "versioning": "versioned",
+        "readHistory": True,
+        "searchParam": search_param_entries(AUDIT_TYPE),
+    }
+
+
 def _resource_entry(resource_type: str) -> dict[str, Any]:
     from fhir_search.capability import search_includes, search_param_entries, search_revincludes
 
+    if resource_type == AUDIT_TYPE:
+        return _audit_entry()
     return {
         "type": resource_type,
         "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 
-from fhir_api.store import jsonio, statistics, validation
+from fhir_api.store import audit, jsonio, statistics, validation
 from fhir_api.store.errors import BadRequest, Conflict, Gone, NotFound, PreconditionFailed
 from fhir_api.store.models import Resource, ResourceVersion
 from fhir_api.store.signals import resource_written, resources_written
@@ -169,6 +169,7 @@ def prepare(resource_type: str, content: Any, logical_id: str | None = None) -> 
 def create(resource_type: str, content: dict[str, Any], *, logical_id: str | None = None) -> Written:
     """Create with a server-assigned id (a client's id in the body is ignored, per http.html#create)."""
     check_type(resource_type)
+    audit.refuse_write(resource_type)
     if isinstance(content, dict) and "id" in content:
         content = {k: v for k, v in content.items() if k != "id"}
     content = prepare(resource_type, content)
@@ -181,6 +182,7 @@ def update(
     """Update, or create with the client's id (update as create)."""
     check_type(resource_type)
     check_id(logical_id)
+    audit.refuse_write(resource_type)
     content = prepare(resource_type, content, logical_id)
     if content.get("id") is None:
         raise BadRequest("An update must carry the resource id in the body", code="required")
@@ -205,6 +207,7 @@ def patch(
     The row stays locked from read to write so no concurrent update slips in between.
     """
     check_type(resource_type)
+    audit.refuse_write(resource_type)
     with transaction.atomic():
         row = _locked_row(resource_type, logical_id)
         if row is None:
@@ -259,7 +262,8 @@ def write(
     if_match: int | None = None,
     must_be_new: bool = False,
 ) -> Written:
-    """The one writer: current row + version row + index, atomically. `content=None` deletes."""
+    """The one writer: current row + version row + index + AuditEvent, atomically. `content=None` deletes."""
+    audit.refuse_write(resource_type)
     with transaction.atomic():
         row, created = _next_version(resource_type, logical_id, content, if_match, must_be_new)
         if row is None:
@@ -280,6 +284,7 @@ def write(
         resource_written.send(sender=Resource, resource=row, content=content)
         if content is not None:
             _check_guard([(row, created)])
+        _record_written([audit.WrittenVersion(resource_type, logical_id, row.version_id, method, created, content)])
         return Written(_stored(row, method), created)
 
 
@@ -339,6 +344,8 @@ def create_many(items: list[tuple[str, str, dict[str, Any]]]) -> list[Written]:
     """
     if not items:
         return []
+    for rtype, _, _ in items:
+        audit.refuse_write(rtype)
     at = now()
     rows = [
         Resource(
@@ -362,6 +369,8 @@ def create_many(items: list[tuple[str, str, dict[str, Any]]]) -> list[Written]:
         _note_written(len(rows))
         resources_written.send(sender=Resource, items=[(row, item[2]) for row, item in zip(rows, items, strict=True)])
         _check_guard([(row, True) for row in rows])
+        _record_written([audit.WrittenVersion(row.resource_type, row.logical_id, 1, "POST", True, item[2])
+                              for row, item in zip(rows, items, strict=True)])
     return [Written(_stored(row, "POST"), True) for row in rows]
 
 
@@ -474,6 +483,8 @@ def history(
         qs = qs.filter(resource__resource_type=resource_type, resource__logical_id=logical_id)
     elif resource_type is not None:
         qs = qs.filter(resource_type=resource_type)
+    else:  # system history: the audit trail has its own (AuditEvent/_history); every read adds to it
+        qs = qs.exclude(resource_type=audit.RESOURCE_TYPE)
     if since is not None:
         qs = qs.filter(last_updated__gte=since)
     if at is not None:
@@ -516,3 +527,43 @@ def history(
         for r in rows
     ]
     return HistoryPage(entries, next_cursor, total)
+
+
+# -- the audit trail ------------------------------------------------------------------------
+
+
+def _record_written(versions: list[audit.WrittenVersion]) -> None:
+    """Describe what was just written as AuditEvents, in the same transaction (fhir_api.store.audit)."""
+    describe = audit.recorder()
+    if describe is not None and versions:
+        append_audit(describe(versions))
+
+
+def append_audit(events: list[dict[str, Any]]) -> list[Resource]:
+    """Append AuditEvents (JSON objects without id/meta) in one transaction; returns their rows.
+
+    Like create_many without validation or locks (the server builds these events itself):
+    COPY on PostgreSQL; index rows by fhir_search on `audit_appended`, not `resources_written`.
+    """
+    if not events:
+        return []
+    at = now()
+    rtype = audit.RESOURCE_TYPE
+    rows = []
+    for content in events:
+        logical_id = str(uuid.uuid4())
+        rows.append(Resource(resource_type=rtype, logical_id=logical_id, version_id=1, last_updated=at,
+                             deleted=False, data=stamp(content, rtype, logical_id, 1, at)))
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            _copy_new(rows, at)
+        else:
+            Resource.objects.bulk_create(rows)
+            ResourceVersion.objects.bulk_create([
+                ResourceVersion(resource=row, resource_type=rtype, logical_id=row.logical_id, version_id=1,
+                                last_updated=at, deleted=False, method="POST", data=row.data)
+                for row in rows
+            ])
+        _note_written(len(rows))
+        audit.audit_appended.send(sender=Resource, items=list(zip(rows, events, strict=True)))
+    return rows

@@ -16,6 +16,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.db.models import Q
 
+from fhir_api.store.audit import RESOURCE_TYPE as AUDIT_TYPE
 from fhir_api.store.models import Resource
 from fhir_search.models import ReferenceIndex
 from fhir_search.query.build import any_of
@@ -48,7 +49,8 @@ def _pointing_at(include: Include, current: list[Row]) -> Q | None:
         return None
     pointing = ReferenceIndex.objects.filter(any_of([Q(target_type=t, target_id__in=ids) for t, ids in by_type.items()]))
     if include.source is None:  # _revinclude=*: any source type, any code (the reference_target index)
-        return Q(pk__in=pointing.values("resource_id"))
+        # ... but not the audit trail, which refers to nearly everything (ask for it by name).
+        return Q(pk__in=pointing.exclude(resource_type=AUDIT_TYPE).values("resource_id"))
     pointing = pointing.filter(resource_type=include.source)
     if include.params:
         pointing = pointing.filter(code__in=[p.code for p in include.params])

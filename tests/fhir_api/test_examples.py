@@ -30,6 +30,8 @@ def test_every_spec_example_round_trips_through_update_and_read(fhir):
     for name, raw in examples():
         resource = exact(raw)
         rtype, rid = resource["resourceType"], resource.get("id")
+        if rtype == "AuditEvent":
+            continue  # the audit trail is append-only and written by the server (tests/audit)
         if rid is None or rid == TOO_LONG_ID:
             response = fhir.post(f"/{rtype}", raw)
             if rid == TOO_LONG_ID:
@@ -50,4 +52,4 @@ def test_every_spec_example_round_trips_through_update_and_read(fhir):
         if _without_server_meta(got) != expected:
             failures.append(f"{name}: read back differs")
     assert not failures, f"{len(failures)} examples failed:\n" + "\n".join(failures[:40])
-    assert len(latest) >= 2450
+    assert len(latest) >= 2440  # every example but the 7 AuditEvents

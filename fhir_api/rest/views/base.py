@@ -8,7 +8,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from rest_framework.viewsets import ViewSet
 
-from fhir_api.rest import authorization
+from fhir_api.rest import audit, authorization
 from fhir_api.rest.responses import exception_handler
 from fhir_api.store.errors import BadRequest, MethodNotAllowed, PreconditionFailed
 
@@ -38,22 +38,28 @@ class FhirViewSet(ViewSet):
         self.headers = {}
         self.format_kwarg = None
         method = (request.method or "").lower()
+        if method == "options":
+            return options_response(allowed_methods(self.action_map))
+        action = self.action_map.get(method)
+        written = error = None
         try:
-            if method == "options":
-                return options_response(allowed_methods(self.action_map))
             # Only the methods this route maps: the view's action names (`delete`, `patch`)
             # must never answer a method the route does not offer (DELETE on `_history`).
-            if method not in self.action_map:
+            if action is None:
                 raise MethodNotAllowed(
                     f"{request.method} is not allowed here; allowed: {allowed_methods(self.action_map)}",
                     headers={"Allow": allowed_methods(self.action_map)},
                 )
-            public = self.action_map.get(method) in self.public_actions
+            public = action in self.public_actions
             access = None if public else authorization.authenticate(request)
-            with authorization.serving(request, access):
-                return getattr(self, method)(request, *args, **kwargs)
+            with authorization.serving(request, access), audit.acting(request, action) as written:
+                response = getattr(self, method)(request, *args, **kwargs)
         except Exception as exc:
-            return self.handle_exception(exc)
+            error = exc
+            response = self.handle_exception(exc)
+        # Every interaction, refused ones too (a missing token, a scope that does not allow it).
+        audit.record(request, action, kwargs, response, written, error)
+        return response
 
     def handle_exception(self, exc: Exception) -> HttpResponse:
         response = exception_handler(exc, {"view": self, "request": self.request})

@@ -55,6 +55,7 @@ class InstanceViewSet(FhirViewSet):
         repository.check_id(logical_id)
         authorization.require_visible(request, resource_type, logical_id, "r")
         stored = repository.read(resource_type, logical_id)
+        request.audit_stored = stored  # the audit record names the resource's patient
         if _not_modified(request, stored):
             return _not_modified_response(stored)
         return resource_response(request, stored)
@@ -68,6 +69,7 @@ class InstanceViewSet(FhirViewSet):
             raise NotFound(f"{resource_type}/{logical_id}/_history/{version_id} is not known")
         authorization.require_visible(request, resource_type, logical_id, "r")
         stored = repository.vread(resource_type, logical_id, int(version_id))
+        request.audit_stored = stored
         if _not_modified(request, stored):
             return _not_modified_response(stored)
         return resource_response(request, stored)

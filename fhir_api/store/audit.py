@@ -1,0 +1,112 @@
+"""The audit trail in the store: AuditEvents appended, never changed (IHE BALP, R4 AuditEvent).
+
+https://profiles.ihe.net/ITI/BALP/ -- every interaction leaves an AuditEvent. They are kept
+as ordinary resources (a current row and a version row, so read, vread, search, paging and
+the access filter work on them as on any type), but only this module writes them, and only
+by appending: the repository refuses every write of the type, and on PostgreSQL a trigger
+refuses UPDATE and DELETE of their rows (migration 0002 of fhir_api), except a DELETE in a
+transaction that set `fhir.audit_retention` (the retention command, `audit_retention`).
+
+What an event says is decided above the store (who asked is known to the REST floor and the
+authorization server), so the store only offers three things:
+- `repository.append_audit(events)`: write AuditEvent JSON objects (bulk, one statement per table);
+- a recorder hook: smart_auth.audit registers a function that turns written versions into
+  AuditEvents; the repository calls it inside the write's transaction, so no write commits
+  without its audit record and a rolled-back write leaves none;
+- `prune(before)`: the retention command's delete of old events.
+Index rows of the new events are written by fhir_search on `audit_appended` (sent inside the
+same transaction), from the events' known fields rather than by FHIRPath extraction (which
+costs a millisecond per event, more than the read it records).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.dispatch import Signal
+
+from fhir_api.store.errors import MethodNotAllowed
+from fhir_api.store.models import Resource
+
+RESOURCE_TYPE = "AuditEvent"
+# The PostgreSQL setting a transaction sets (SET LOCAL) to let the retention command delete.
+RETENTION_SETTING = "fhir.audit_retention"
+
+# kwargs: items, a list of (Resource, content) of the AuditEvents just appended.
+audit_appended = Signal()
+
+
+def refuse_write(resource_type: str) -> None:
+    """AuditEvents are written by the server only, and never changed (405 for any write)."""
+    if resource_type == RESOURCE_TYPE:
+        raise MethodNotAllowed(
+            "The audit trail is append-only: AuditEvents are recorded by this server and cannot be "
+            "created, updated, patched or deleted through the API",
+            headers={"Allow": "GET, HEAD, OPTIONS"},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenVersion:
+    """One version the repository just wrote, as the audit recorder sees it."""
+
+    resource_type: str
+    logical_id: str
+    version_id: int
+    method: str  # POST, PUT, PATCH, DELETE
+    created: bool
+    content: dict[str, Any] | None  # None for a deletion
+
+
+Recorder = Callable[[list[WrittenVersion]], list[dict[str, Any]]]
+_recorder: Recorder | None = None
+# Set while a block must write without audit records of its own (the retention command,
+# tests of the store); the REST floor never sets it.
+_silenced: ContextVar[bool] = ContextVar("audit_silenced", default=False)
+
+
+def register_recorder(recorder: Recorder | None) -> None:
+    """The function that describes writes as AuditEvents (registered by the REST floor's app)."""
+    global _recorder
+    _recorder = recorder
+
+
+def recorder() -> Recorder | None:
+    """The registered recorder, unless a `silenced` block is running."""
+    return None if _silenced.get() else _recorder
+
+
+class silenced:
+    """Write without recording AuditEvents for the writes in the block (context manager)."""
+
+    def __enter__(self) -> None:
+        self._token = _silenced.set(True)
+
+    def __exit__(self, *exc: object) -> None:
+        _silenced.reset(self._token)
+
+
+
+def prune(before: datetime, batch: int = 5000) -> int:
+    """Delete AuditEvents recorded before `before` (the retention command only); returns how many.
+
+    Batches of `batch`, each its own transaction, so a large backlog never holds long locks.
+    On PostgreSQL each transaction first lets the append-only trigger pass its DELETEs.
+    """
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET LOCAL {RETENTION_SETTING} = 'on'")
+            ids = list(Resource.objects.filter(resource_type=RESOURCE_TYPE, last_updated__lt=before)
+                       .order_by("id").values_list("id", flat=True)[:batch])
+            if not ids:
+                return deleted
+            # Versions and index rows go with their resource (foreign keys, deleted by Django).
+            Resource.objects.filter(id__in=ids).delete()
+            deleted += len(ids)
