@@ -45,7 +45,7 @@ def test_every_interaction_of_the_capability_statement_is_a_path(documents):
             assert method in paths[path.format(t=t)], (t, interaction["code"])
         search = {p["name"] for p in paths[f"/{t}"]["get"]["parameters"] if "name" in p}
         assert {p["name"] for p in resource["searchParam"]} <= search, t
-        for op in resource["operation"]:
+        for op in resource.get("operation", []):
             assert f"/{t}/${op['name']}" in paths or f"/{t}/{{id}}/${op['name']}" in paths, (t, op["name"])
     for interaction in rest["interaction"]:
         path, method = _SYSTEM_PATHS[interaction["code"]]
