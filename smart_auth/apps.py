@@ -11,3 +11,9 @@ class SmartAuthConfig(AppConfig):
         from smart_auth.signals import end_online_tokens
 
         user_logged_out.connect(end_online_tokens, dispatch_uid="smart_auth.end_online_tokens")
+
+        from fhir_api.store.signals import resource_written, resources_written
+        from smart_auth.signals import consent_many_written, consent_written
+
+        resource_written.connect(consent_written, dispatch_uid="smart_auth.consent_written")
+        resources_written.connect(consent_many_written, dispatch_uid="smart_auth.consent_many_written")
