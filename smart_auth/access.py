@@ -129,6 +129,8 @@ class Access:
 
 
 BREAK_THE_GLASS = "ETREAT"
+# The identifier system of the Device that stands for a client app (value: its client id).
+CLIENT_ID_SYSTEM = "urn:ietf:params:oauth:client-id"
 
 
 def client_actor(client_id: str) -> str:

@@ -27,13 +27,12 @@ from fhir_api.store import repository
 from fhir_api.store.datetimes import parse_range
 from fhir_api.store.errors import FhirError, Unprocessable
 from fhir_api.store.models import Resource
-from smart_auth.access import BREAK_THE_GLASS, client_actor
+from smart_auth.access import BREAK_THE_GLASS, CLIENT_ID_SYSTEM, client_actor
 from smart_auth.models import ConsentCriterion, ConsentNode
 
 RESOURCE_TYPE = "Consent"
 SCOPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/consentscope"
 PURPOSE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-CLIENT_ID_SYSTEM = "urn:ietf:params:oauth:client-id"
 ACTOR_TYPES = ("Patient", "Practitioner", "RelatedPerson", "Device", "Organization")
 # http://terminology.hl7.org/CodeSystem/consentaction: which interactions each governs.
 READ_ACTIONS = frozenset({"access", "use", "disclose"})

@@ -39,6 +39,8 @@ class Client(AbstractApplication):
     purpose_of_use = models.CharField(max_length=64, blank=True)
     # May ask for ETREAT (break-the-glass); see the consent issue.
     break_glass = models.BooleanField(default=False)
+    # The Device resource that stands for the app in Consent actors (registration makes it).
+    device_id = models.CharField(max_length=64, blank=True)
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"

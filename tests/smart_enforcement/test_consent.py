@@ -99,6 +99,18 @@ def test_a_deny_naming_the_app_as_its_device_hides_the_data_from_that_app(fhir, 
     assert visible(fhir, world, bearer(mint("system/*.rs"))) == sorted([*alice_data, world["bob"], world["bob_lab"]])
 
 
+def test_the_device_registration_makes_for_an_app_names_it_in_a_consent(fhir, world, alice_data):
+    from smart_auth import registration
+
+    app = registration.register(name="Analytics", redirect_uris=["https://app.example/cb"]).client
+    consent(world["alice"], {"type": "permit", "provision": [{"type": "deny", "actor": actor(f"Device/{app.device_id}")}]})
+    person = make_user("doc")
+    through_app = bearer(mint("user/*.rs", user=person, fhir_user=f"Practitioner/{world['doc']}", client=app))
+    elsewhere = bearer(mint("user/*.rs", user=person, fhir_user=f"Practitioner/{world['doc']}"))
+    assert visible(fhir, world, through_app) == sorted([world["bob"], world["bob_lab"]])
+    assert visible(fhir, world, elsewhere) == sorted([*alice_data, world["bob"], world["bob_lab"]])
+
+
 def test_a_deny_of_a_class_hides_only_those_types(fhir, world, doc_token):
     consent(world["alice"], {"type": "permit", "provision": [{
         "type": "deny", "class": [{"system": "http://hl7.org/fhir/resource-types", "code": "Observation"}]}]})
