@@ -31,7 +31,7 @@ from django.utils import timezone
 from fhir_search import compartments
 from fhir_search.care_dates import care_date_param
 from fhir_search.models import DateIndex, ReferenceIndex, TokenIndex
-from smart_auth.access import Access, ConsentCriterion, ConsentNode
+from smart_auth.access import CLIENT_ID_SYSTEM, Access, ConsentCriterion, ConsentNode
 
 C = ConsentCriterion
 WRITES = frozenset("cud")
@@ -43,7 +43,7 @@ CODE_PARAM, LABEL_PARAM = "code", "_security"
 class _Request:
     """What the provisions are matched against, besides the resource."""
 
-    actors: tuple[str, ...]
+    actors: tuple[str, ...]  # the person, the app, their Organizations
     purpose: str
     break_glass: bool
     reading: bool
@@ -91,12 +91,30 @@ def _tokens_match(param: str, depth: int) -> Exists:
     return Exists(rows.filter(Q(system=OuterRef("system")) | Q(Exact(OuterRef("system"), ""))))
 
 
+def _organizations(access: Access) -> tuple[str, ...]:
+    """The Organizations acting with the token, as "Organization/id": those of the person's
+    PractitionerRoles, and the owner of the app's Device. Looked up (one query) only while
+    some Consent names an Organization; a literal list keeps the consent SQL shallow."""
+    if not access.organization_consents:
+        return ()
+    kind, _, ident = (access.fhir_user or "").partition("/")
+    devices = TokenIndex.objects.filter(resource_type="Device", code="identifier", system=CLIENT_ID_SYSTEM,
+                                        value=access.client_id)
+    mine = Q(resource_type="Device", code="organization", resource__in=devices.values("resource_id"))
+    if kind == "Practitioner":
+        roles = ReferenceIndex.objects.filter(resource_type="PractitionerRole", code="practitioner",
+                                              target_type="Practitioner", target_id=ident)
+        mine |= Q(resource_type="PractitionerRole", code="organization", resource__in=roles.values("resource_id"))
+    found = ReferenceIndex.objects.filter(mine, target_type="Organization").values_list("target_id", flat=True)
+    return tuple(sorted({f"Organization/{target}" for target in found}))
+
+
 def _satisfied(depth: int, req: _Request) -> Q:
     """On criteria rows (the resource at `depth`): this value is met by the request or the resource."""
     of_type = req.resource_type or _outer("resource_type", depth)
     met = Q(kind=C.CLASS, value=of_type) | Q(kind=C.DATA, system=of_type, value=_outer("logical_id", depth))
     if req.actors:
-        met |= Q(kind=C.ACTOR, value__in=req.actors)
+        met |= Q(kind__in=(C.ACTOR, C.ORGANIZATION), value__in=req.actors)
     if req.purpose:
         met |= Q(kind=C.PURPOSE, value=req.purpose)
     for kind, param in ((C.CODE, CODE_PARAM), (C.LABEL, LABEL_PARAM)):
@@ -176,7 +194,10 @@ def condition(access: Access, resource_type: str | None, interaction: str) -> Q 
     default_deny = settings.FHIR_CONSENT_DEFAULT == "deny" and not access.break_glass
     if not governed(resource_type) or not (access.consents or default_deny):
         return None
-    req = _Request(actors=access.actors, purpose=access.purpose_of_use, break_glass=access.break_glass,
+    actors = access.memo.get("consent actors")
+    if actors is None:
+        actors = access.memo["consent actors"] = (*access.actors, *_organizations(access))
+    req = _Request(actors=actors, purpose=access.purpose_of_use, break_glass=access.break_glass,
                    reading=interaction not in WRITES, now=timezone.now(), resource_type=resource_type)
     allowed = ~_of_patients(_deciding(True, req), req)
     if default_deny:

@@ -72,6 +72,8 @@ class Access:
     # Whether any Consent decides anything (False: no consent SQL needed under a default of
     # permit). True unless the token lookup saw none, so an Access built elsewhere fails closed.
     consents: bool = True
+    # Whether some Consent names an Organization as actor (the token's are then looked up).
+    organization_consents: bool = True
     # What was derived from this access during the request (its rules per type and
     # interaction here, their SQL in fhir_search.access): an Access lives for one request.
     memo: dict = field(default_factory=dict, compare=False, repr=False)
@@ -165,7 +167,7 @@ def _lookup_sql() -> str:
         from django.contrib.auth import get_user_model
         from oauth2_provider.models import get_access_token_model, get_application_model
 
-        from smart_auth.models import ConsentNode, TokenContext
+        from smart_auth.models import ConsentCriterion, ConsentNode, TokenContext
 
         token = get_access_token_model()._meta.db_table
         client = get_application_model()._meta.db_table
@@ -175,7 +177,8 @@ def _lookup_sql() -> str:
             "SELECT t.id, t.expires, t.scope, t.user_id, c.client_id, c.is_active, "
             "x.patient, x.encounter, x.fhir_user, x.purpose_of_use, u.is_active, u.is_staff, "
             # In the same round trip: whether any Consent is in force (see Access.consents).
-            f"c.break_glass, EXISTS (SELECT 1 FROM {ConsentNode._meta.db_table}) "
+            f"c.break_glass, EXISTS (SELECT 1 FROM {ConsentNode._meta.db_table}), "
+            f"EXISTS (SELECT 1 FROM {ConsentCriterion._meta.db_table} WHERE kind = '{ConsentCriterion.ORGANIZATION}') "
             f"FROM {token} t JOIN {client} c ON c.id = t.application_id "
             f"LEFT JOIN {context} x ON x.access_token_id = t.id "
             f"LEFT JOIN {user} u ON u.id = t.user_id "
@@ -211,7 +214,8 @@ def access_for_token(token: str) -> Access:
     if row is None:
         raise _invalid()
     (token_id, expires, scope, user_id, client_id, client_active,
-     patient, encounter, fhir_user, purpose, user_active, user_staff, client_break_glass, consents) = row
+     patient, encounter, fhir_user, purpose, user_active, user_staff, client_break_glass, consents,
+     organization_consents) = row
     if isinstance(expires, str):  # SQLite returns text for a raw SELECT
         expires = datetime.fromisoformat(expires)
     if expires.tzinfo is None:
@@ -237,6 +241,7 @@ def access_for_token(token: str) -> Access:
         # Checked again here: a client whose break-glass registration was withdrawn loses it.
         break_glass=purpose == BREAK_THE_GLASS and bool(client_break_glass),
         consents=bool(consents),
+        organization_consents=bool(organization_consents),
     )
 
 

@@ -147,7 +147,9 @@ def _step(path: _Path, provision: dict[str, Any], level: int, where: str) -> _Pa
     )
     for i, actor in enumerate(provision.get("actor") or []):
         reference = (actor.get("reference") or {}).get("reference") or ""
-        out.criteria.append((level, ConsentCriterion.ACTOR, "", _actor(reference, f"{where}.actor[{i}]")))
+        named = _actor(reference, f"{where}.actor[{i}]")
+        kind = ConsentCriterion.ORGANIZATION if named.startswith("Organization/") else ConsentCriterion.ACTOR
+        out.criteria.append((level, kind, "", named))
     for concept in provision.get("code") or []:
         for coding in _codings(concept.get("coding") or []):
             out.criteria.append((level, ConsentCriterion.CODE, coding.get("system") or "", coding["code"]))
@@ -159,6 +161,11 @@ def _step(path: _Path, provision: dict[str, Any], level: int, where: str) -> _Pa
             raise Unprocessable(f"{where}.data[{i}]: the reference must be Type/ID")
         out.criteria.append((level, ConsentCriterion.DATA, kind, ident))
     return out
+
+
+def _group_kind(kind: str) -> str:
+    """Actors of one provision are one criterion (any of them), whatever their type."""
+    return ConsentCriterion.ACTOR if kind == ConsentCriterion.ORGANIZATION else kind
 
 
 def _compile(consent: Resource, patient: str, provision: dict[str, Any], parent: ConsentNode | None,
@@ -175,14 +182,14 @@ def _compile(consent: Resource, patient: str, provision: dict[str, Any], parent:
     rows = [(0, ConsentCriterion.CLASS, "", c) for c in sorted(path.classes or ())]
     rows += [(0, ConsentCriterion.PURPOSE, "", p) for p in sorted(path.purposes or ())]
     rows = list(dict.fromkeys(rows + path.criteria))
-    groups = {g: i for i, g in enumerate(dict.fromkeys((level, kind) for level, kind, _s, _v in rows))}
+    groups = {g: i for i, g in enumerate(dict.fromkeys((level, _group_kind(kind)) for level, kind, _s, _v in rows))}
     node = ConsentNode.objects.create(
         consent=consent, patient_id=patient, parent=parent, deny=deny, start=path.start, end=path.end,
         data_low=path.data_low, data_high=path.data_high, dated=path.dated, reads=path.reads,
         writes=path.writes, names_etreat=path.purposes is not None and BREAK_THE_GLASS in path.purposes,
         groups=len(groups),
     )
-    criteria.extend(ConsentCriterion(node=node, level=lv, kind=k, group=groups[(lv, k)], system=s, value=v)
+    criteria.extend(ConsentCriterion(node=node, level=lv, kind=k, group=groups[(lv, _group_kind(k))], system=s, value=v)
                     for lv, k, s, v in rows)
     for i, child in enumerate(provision.get("provision") or []):
         _compile(consent, patient, child, node, path, level + 1, deny, f"{where}.provision[{i}]", criteria)

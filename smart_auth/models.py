@@ -188,6 +188,9 @@ class ConsentCriterion(models.Model):
     it has, the token or the resource has at least one of the values (fhir_search.consent)."""
 
     ACTOR, PURPOSE, CLASS, CODE, LABEL, DATA = "a", "p", "t", "c", "s", "d"
+    # An Organization actor: a kind of its own so a token's Organizations are looked up only
+    # while some Consent names one; it shares its group with the level's other actors.
+    ORGANIZATION = "o"
 
     id = models.BigAutoField(primary_key=True)
     node = models.ForeignKey(ConsentNode, on_delete=models.CASCADE, related_name="criteria")
@@ -198,4 +201,5 @@ class ConsentCriterion(models.Model):
     value = models.CharField(max_length=255)
 
     class Meta:
-        indexes = [models.Index(fields=["node", "level", "kind", "value"], name="consent_criterion_node")]
+        indexes = [models.Index(fields=["node", "level", "kind", "value"], name="consent_criterion_node"),
+                   models.Index(fields=["kind"], name="consent_criterion_kind")]

@@ -111,6 +111,23 @@ def test_the_device_registration_makes_for_an_app_names_it_in_a_consent(fhir, wo
     assert visible(fhir, world, elsewhere) == sorted([*alice_data, world["bob"], world["bob_lab"]])
 
 
+def test_a_deny_naming_an_organization_holds_for_its_practitioners_and_its_apps(fhir, world, alice_data):
+    org = store({"resourceType": "Organization", "name": "Insurer"})
+    store({"resourceType": "PractitionerRole", "practitioner": {"reference": f"Practitioner/{world['doc']}"},
+           "organization": {"reference": f"Organization/{org}"}})
+    app = make_client("insurer app", client_id="insurer-app")
+    store({"resourceType": "Device", "identifier": [{"system": CLIENT_ID_SYSTEM, "value": "insurer-app"}],
+           "owner": {"reference": f"Organization/{org}"}})
+    consent(world["alice"], {"type": "permit", "provision": [{"type": "deny", "actor": actor(f"Organization/{org}")}]})
+    only_bob = sorted([world["bob"], world["bob_lab"]])
+    member = bearer(mint("user/*.rs", user=make_user("doc"), fhir_user=f"Practitioner/{world['doc']}"))
+    assert visible(fhir, world, member) == only_bob
+    assert visible(fhir, world, bearer(mint("system/*.rs", client=app))) == only_bob
+    other = store({"resourceType": "Practitioner", "name": [{"family": "Other"}]})
+    outsider = bearer(mint("user/*.rs", user=make_user("other"), fhir_user=f"Practitioner/{other}"))
+    assert visible(fhir, world, outsider) == sorted([*alice_data, *only_bob])
+
+
 def test_a_deny_of_a_class_hides_only_those_types(fhir, world, doc_token):
     consent(world["alice"], {"type": "permit", "provision": [{
         "type": "deny", "class": [{"system": "http://hl7.org/fhir/resource-types", "code": "Observation"}]}]})
