@@ -25,6 +25,7 @@ from operator import or_
 
 from django.conf import settings
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
@@ -136,22 +137,26 @@ def _in_data_period(depth: int, req: _Request) -> Exists:
 
 def _applies(depth: int, req: _Request) -> Q:
     """On provision rows (the resource at `depth`): the provision, with its path, applies."""
-    when = (Q(start__isnull=True) | Q(start__lte=req.now)) & (Q(end__isnull=True) | Q(end__gt=req.now))
+    when = Q(start__lte=req.now, end__gt=req.now)  # open ends are stored as the calendar's ends
     governs = Q(reads=True) if req.reading else Q(writes=True)
     dated = Q(dated=False) | _in_data_period(depth + 1, req)
     # Every group of criteria (one kind at one level) has a value met: as many groups met as it has.
     met = (C.objects.filter(node=OuterRef("pk")).filter(_satisfied(depth + 1, req)).order_by()
            .values("node").annotate(n=Count("group", distinct=True)).values("n"))
-    return when & governs & dated & (Q(groups=0) | Q(groups=Subquery(met)))
+    return when & governs & dated & Q(groups=Coalesce(Subquery(met), 0))
 
 
-def _deciding(deny: bool, req: _Request) -> QuerySet:
-    """Provisions (one below the resource) that apply and that no exception of theirs overrides."""
-    nodes = ConsentNode.objects.filter(deny=deny).filter(_applies(1, req))
+def _deciding(deny: bool, req: _Request, of_patient: Q) -> Exists:
+    """Some provision (of the patient `of_patient` selects, one below the resource) decides
+    `deny`: it applies and no exception of its own applies. Written as "applying provisions
+    EXCEPT the parents of applying provisions" so exceptions sit beside their parents in
+    the SQL, not a level below (SQLite parses only so many nested subqueries)."""
+    applying = ConsentNode.objects.filter(of_patient).filter(_applies(1, req))
+    deciders = applying.filter(deny=deny)
     if deny and req.break_glass:
-        nodes = nodes.filter(names_etreat=True)
-    exceptions = ConsentNode.objects.filter(parent=OuterRef("pk")).filter(_applies(2, req))
-    return nodes.filter(~Exists(exceptions))
+        deciders = deciders.filter(names_etreat=True)
+    overridden = applying.filter(parent__isnull=False).values_list("parent_id", flat=True)
+    return Exists(deciders.values_list("id", flat=True).difference(overridden))
 
 
 def _patients_links(req: _Request, depth: int) -> QuerySet:
@@ -162,12 +167,12 @@ def _patients_links(req: _Request, depth: int) -> QuerySet:
     return links.filter(_by_type(_patient_links()))
 
 
-def _of_patients(nodes: QuerySet, req: _Request) -> Q:
-    """Some of these provisions belong to a patient whose data the outer resource is."""
-    as_patient = Q(Exists(nodes.filter(patient_id=OuterRef("logical_id"))))
+def _decided(deny: bool, req: _Request) -> Q:
+    """A provision of a patient whose data the outer resource is decides `deny` for it."""
+    as_patient = Q(_deciding(deny, req, Q(patient_id=OuterRef("logical_id"))))
     if req.resource_type == "Patient":
         return as_patient
-    linked = Q(Exists(nodes.filter(patient_id__in=_patients_links(req, 2).values("target_id"))))
+    linked = Q(_deciding(deny, req, Q(patient_id__in=_patients_links(req, 2).values("target_id"))))
     if req.resource_type is not None:
         return linked
     return (Q(resource_type="Patient") & as_patient) | linked
@@ -199,9 +204,9 @@ def condition(access: Access, resource_type: str | None, interaction: str) -> Q 
         actors = access.memo["consent actors"] = (*access.actors, *_organizations(access))
     req = _Request(actors=actors, purpose=access.purpose_of_use, break_glass=access.break_glass,
                    reading=interaction not in WRITES, now=timezone.now(), resource_type=resource_type)
-    allowed = ~_of_patients(_deciding(True, req), req)
+    allowed = ~_decided(True, req)
     if default_deny:
-        permitted = _of_patients(_deciding(False, req), req)
+        permitted = _decided(False, req)
         patientless = _patientless(req)
         allowed &= permitted if patientless is None else permitted | patientless
     return allowed

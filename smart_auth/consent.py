@@ -20,7 +20,7 @@ every server process, with no cache to go stale.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from fhir_api.store import repository
@@ -35,6 +35,8 @@ SCOPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/consentscope"
 PURPOSE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 ACTOR_TYPES = ("Patient", "Practitioner", "RelatedPerson", "Device", "Organization")
 # http://terminology.hl7.org/CodeSystem/consentaction: which interactions each governs.
+EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9999, 12, 31, tzinfo=timezone.utc)
 READ_ACTIONS = frozenset({"access", "use", "disclose"})
 WRITE_ACTIONS = frozenset({"collect", "correct"})
 
@@ -184,8 +186,9 @@ def _compile(consent: Resource, patient: str, provision: dict[str, Any], parent:
     rows = list(dict.fromkeys(rows + path.criteria))
     groups = {g: i for i, g in enumerate(dict.fromkeys((level, _group_kind(kind)) for level, kind, _s, _v in rows))}
     node = ConsentNode.objects.create(
-        consent=consent, patient_id=patient, parent=parent, deny=deny, start=path.start, end=path.end,
-        data_low=path.data_low, data_high=path.data_high, dated=path.dated, reads=path.reads,
+        consent=consent, patient_id=patient, parent=parent, deny=deny, start=path.start or EARLIEST,
+        end=path.end or LATEST, data_low=path.data_low or EARLIEST, data_high=path.data_high or LATEST,
+        dated=path.dated, reads=path.reads,
         writes=path.writes, names_etreat=path.purposes is not None and BREAK_THE_GLASS in path.purposes,
         groups=len(groups),
     )

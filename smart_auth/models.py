@@ -168,10 +168,12 @@ class ConsentNode(models.Model):
     patient_id = models.CharField(max_length=64)
     parent = models.ForeignKey("self", null=True, on_delete=models.CASCADE, related_name="children")
     deny = models.BooleanField()
-    start = models.DateTimeField(null=True)  # the provision applies from (None: always)
-    end = models.DateTimeField(null=True)  # until (exclusive; None: for ever)
-    data_low = models.DateTimeField(null=True)  # dataPeriod: the data it governs was recorded
-    data_high = models.DateTimeField(null=True)
+    # Open ends are the calendar's ends (smart_auth.consent.EARLIEST/LATEST), not NULL: one
+    # comparison each in the access SQL, which SQLite must parse inside deep chains.
+    start = models.DateTimeField()  # the provision applies from
+    end = models.DateTimeField()  # until (exclusive)
+    data_low = models.DateTimeField()  # dataPeriod: the care date of the data it governs
+    data_high = models.DateTimeField()
     dated = models.BooleanField(default=False)  # has a dataPeriod
     reads = models.BooleanField(default=True)  # governs read/search (action access/use/disclose)
     writes = models.BooleanField(default=True)  # governs create/update/delete (collect/correct)

@@ -285,6 +285,18 @@ def test_chains_and_has_cannot_probe_denied_data(fhir, world, doc_token, denied)
     assert ids(fhir.get("/Observation", headers=doc_token, _filter="subject.family eq Alpha")) == []
 
 
+def test_deep_chains_under_consent_answer_exactly_or_are_refused_as_too_costly_on_sqlite(
+        fhir, world, doc_token, denied, on_postgres):
+    """Each link of a chain carries the consent test; SQLite's parser has a fixed depth."""
+    found = fhir.get("/Observation", headers=doc_token,
+                     **{"encounter.subject:Patient.general-practitioner:Practitioner.name": "Careful"})
+    if on_postgres:
+        assert ids(found) == []  # Alice's is the only Patient with Careful as GP: denied
+    else:
+        assert found.status_code == 400
+        assert found.json()["issue"][0]["code"] == "too-costly"
+
+
 def test_history_and_everything_leave_denied_data_out(fhir, world, doc_token, denied):
     repository.update("Observation", world["alice_lab"], {**observation(world["alice"], LAB), "id": world["alice_lab"]})
     for path in ("/Observation/_history", "/_history", f"/Observation/{world['alice_lab']}/_history"):
