@@ -22,11 +22,30 @@ def compile_stored_consents(apps, schema_editor):
                 print(f"\n  Consent/{row.logical_id} is not enforced: {exc}", end="")
 
 
+def notify_on_consent_change(apps, schema_editor):
+    """Whether any Consent is in force is part of the token lookup each process remembers
+    (smart_auth.token_cache): a change to the compiled Consents makes every process forget."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for table in ("smart_auth_consentnode", "smart_auth_consentcriterion"):
+        schema_editor.execute(
+            f'CREATE TRIGGER smart_auth_access_changed AFTER INSERT OR UPDATE OR DELETE ON "{table}" '
+            "FOR EACH STATEMENT EXECUTE FUNCTION smart_auth_access_changed()"
+        )
+
+
+def drop_notify_on_consent_change(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for table in ("smart_auth_consentnode", "smart_auth_consentcriterion"):
+        schema_editor.execute(f'DROP TRIGGER IF EXISTS smart_auth_access_changed ON "{table}"')
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
         ('fhir_api', '0001_initial'),
-        ('smart_auth', '0003_redeemed_code'),
+        ('smart_auth', '0004_access_change_notify'),
     ]
 
     operations = [
@@ -78,5 +97,6 @@ class Migration(migrations.Migration):
             model_name='consentcriterion',
             index=models.Index(fields=['kind'], name='consent_criterion_kind'),
         ),
+        migrations.RunPython(notify_on_consent_change, drop_notify_on_consent_change),
         migrations.RunPython(compile_stored_consents, migrations.RunPython.noop),
     ]
