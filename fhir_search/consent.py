@@ -11,22 +11,23 @@ FHIR_CONSENT_DEFAULT=deny a patient's data also needs an applying permit that no
 overrides. Break-the-glass (Access.break_glass) sets aside deny provisions that do not name
 ETREAT, and the default of deny.
 
-The test is correlated NOT EXISTS subqueries on indexed columns (a resource's references
-by resource id, provisions by patient), so the planner probes per resource when few are in
-play (a read) and joins when many are (a search); a patient without Consent costs one index
-probe. When no Consent exists at all and the default is permit, no SQL is added.
+The test is one SQL expression (ConsentAllows) written by hand and kept per shape (type,
+interaction kind, number of actors...): building the same test with the ORM cost tens of
+milliseconds of Python per request. Its subqueries are correlated on indexed columns (a
+resource's references by resource id, provisions by patient), so a patient without
+Consent costs one index probe per resource. When no Consent exists at all and the default
+is permit, no SQL is added.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
-from functools import cache, reduce
-from operator import or_
+from functools import cache
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
-from django.db.models.lookups import Exact
+from django.db import connection
+from django.db.models import BooleanField, Expression, F, Q
 from django.utils import timezone
 
 from fhir_search import compartments
@@ -38,26 +39,9 @@ C = ConsentCriterion
 WRITES = frozenset("cud")
 # The parameters whose values a provision's `code` and `securityLabel` are compared with.
 CODE_PARAM, LABEL_PARAM = "code", "_security"
-
-
-@dataclass(frozen=True)
-class _Request:
-    """What the provisions are matched against, besides the resource."""
-
-    actors: tuple[str, ...]  # the person, the app, their Organizations
-    purpose: str
-    break_glass: bool
-    reading: bool
-    now: datetime
-    resource_type: str | None  # None: any type (the outer rows carry it)
-
-
-def _outer(name: str, depth: int):
-    """The outer resource row's column `name`, seen from `depth` subqueries down."""
-    ref = OuterRef(name)
-    for _ in range(depth - 1):
-        ref = OuterRef(ref)
-    return ref
+# Where the outer resource row's columns go in a cached statement (filled per query).
+_ID, _LOGICAL_ID, _TYPE = "@@id@@", "@@logical_id@@", "@@type@@"
+_SAFE = re.compile(r"[A-Za-z0-9_\-]+\Z")
 
 
 @cache
@@ -77,25 +61,165 @@ def _care_dates() -> dict[str, str]:
     return {t: p for t in _patient_links() if (p := care_date_param(t)) is not None}
 
 
-def _by_type(pairs: dict[str, str | tuple[str, ...]]) -> Q:
-    """Index rows of the (type, parameter) pairs given, grouping types that share parameters."""
+def _literal(value: str) -> str:
+    """A type or parameter code from the definitions, inlined in cached SQL."""
+    if not _SAFE.match(value):
+        raise ValueError(f"unexpected name {value!r}")
+    return f"'{value}'"
+
+
+def _in(values) -> str:
+    return "(" + ", ".join(_literal(v) for v in values) + ")"
+
+
+def _by_type(alias: str, pairs: dict[str, Any]) -> str:
+    """Index rows (alias) of the (type, parameter) pairs given, grouping types that share them."""
     groups: dict[tuple[str, ...], list[str]] = {}
     for resource_type, params in pairs.items():
-        groups.setdefault((params,) if isinstance(params, str) else params, []).append(resource_type)
-    return reduce(or_, (Q(resource_type__in=types, code__in=params) for params, types in groups.items()))
+        groups.setdefault((params,) if isinstance(params, str) else tuple(params), []).append(resource_type)
+    return "(" + " OR ".join(f"({alias}.resource_type IN {_in(types)} AND {alias}.code IN {_in(params)})"
+                             for params, types in sorted(groups.items())) + ")"
 
 
-def _tokens_match(param: str, depth: int) -> Exists:
-    """The resource (at `depth`) has a `param` value equal to the criterion's (one up; a
-    criterion without a system matches the code in any system)."""
-    rows = TokenIndex.objects.filter(resource=_outer("pk", depth), code=param, value=OuterRef("value"))
-    return Exists(rows.filter(Q(system=OuterRef("system")) | Q(Exact(OuterRef("system"), ""))))
+@dataclass(frozen=True)
+class _Shape:
+    """What the cached statement depends on (values travel as parameters)."""
+
+    resource_type: str | None  # None: any type (the outer row says)
+    reading: bool
+    break_glass: bool
+    default_deny: bool
+    actors: int  # how many actor values the token has
+    purpose: bool  # whether the token states a purpose
+
+
+class _Sql:
+    """A statement under construction: text with %s, and which request value each %s takes."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def param(self, key: str) -> str:
+        self.keys.append(key)
+        return "%s"
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _applies(shape: _Shape, sql: _Sql, n: str) -> str:
+    """The provision row `n`, with its whole path, applies to this request and resource."""
+    criterion = _q(C._meta.db_table)
+    dates, tokens = _q(DateIndex._meta.db_table), _q(TokenIndex._meta.db_table)
+    if shape.resource_type is not None:
+        code = _care_dates().get(shape.resource_type)
+        date_code = f"d.code = {_literal(code)}" if code else "1 = 0"
+    else:
+        date_code = _by_type("d", _care_dates())
+    governs = f"{n}.reads" if shape.reading else f"{n}.writes"
+    # Parameters are taken in the order they appear in the text.
+    text = (f"{n}.start <= {sql.param('now')} AND {n}.{_q('end')} > {sql.param('now')} AND {governs}"
+            f" AND (NOT {n}.dated OR EXISTS (SELECT 1 FROM {dates} d WHERE d.resource_id = {_ID} AND {date_code}"
+            f" AND d.low >= {n}.data_low AND d.high <= {n}.data_high))")
+    met = [f"(v.kind = '{C.CLASS}' AND v.value = {_TYPE})",
+           f"(v.kind = '{C.DATA}' AND v.system = {_TYPE} AND v.value = {_LOGICAL_ID})",
+           f"(v.kind IN ('{C.CODE}', '{C.LABEL}') AND EXISTS (SELECT 1 FROM {tokens} t WHERE t.resource_id = {_ID}"
+           f" AND t.code = CASE v.kind WHEN '{C.CODE}' THEN '{CODE_PARAM}' ELSE '{LABEL_PARAM}' END"
+           " AND t.value = v.value AND (v.system = '' OR t.system = v.system)))"]
+    if shape.actors:
+        values = ", ".join(sql.param(f"actor{i}") for i in range(shape.actors))
+        met.append(f"(v.kind IN ('{C.ACTOR}', '{C.ORGANIZATION}') AND v.value IN ({values}))")
+    if shape.purpose:
+        met.append(f"(v.kind = '{C.PURPOSE}' AND v.value = {sql.param('purpose')})")
+    # Every group of criteria (one kind at one level) has a value met.
+    return (f"{text} AND {n}.groups = COALESCE((SELECT COUNT(DISTINCT v.{_q('group')}) FROM {criterion} v"
+            f" WHERE v.node_id = {n}.id AND ({' OR '.join(met)})), 0)")
+
+
+def _patients(shape: _Shape, n: str) -> str:
+    """The provision row `n` belongs to a patient whose data the outer resource is."""
+    references = _q(ReferenceIndex._meta.db_table)
+    as_patient = f"{n}.patient_id = {_LOGICAL_ID}"
+    if shape.resource_type == "Patient":
+        return as_patient
+    if shape.resource_type is not None:
+        which = f"r.code IN {_in(_patient_links()[shape.resource_type])}"
+    else:
+        which = _by_type("r", _patient_links())
+    linked = (f"{n}.patient_id IN (SELECT r.target_id FROM {references} r WHERE r.resource_id = {_ID}"
+              f" AND r.target_type = 'Patient' AND {which})")
+    if shape.resource_type is not None:
+        return linked
+    return f"(({_TYPE} = 'Patient' AND {as_patient}) OR {linked})"
+
+
+def _decided(shape: _Shape, sql: _Sql, deny: bool) -> str:
+    """Some provision of the resource's patients decides `deny`: it applies and no exception of
+    its own applies ("applying provisions EXCEPT the parents of applying provisions", so the
+    exceptions sit beside their parents in the SQL: SQLite parses only so much nesting)."""
+    node = _q(ConsentNode._meta.db_table)
+    decider = f"{'' if deny else 'NOT '}n.deny"
+    if deny and shape.break_glass:
+        decider += " AND n.names_etreat"
+    first = f"SELECT n.id FROM {node} n WHERE {_patients(shape, 'n')} AND {decider} AND {_applies(shape, sql, 'n')}"
+    second = (f"SELECT e.parent_id FROM {node} e WHERE {_patients(shape, 'e')} AND e.parent_id IS NOT NULL"
+              f" AND {_applies(shape, sql, 'e')}")
+    return f"EXISTS ({first} EXCEPT {second})"
+
+
+def _patientless(shape: _Shape) -> str | None:
+    """The outer resource is no patient's data (None: it always is one's, a Patient)."""
+    if shape.resource_type == "Patient":
+        return None
+    references = _q(ReferenceIndex._meta.db_table)
+    which = (f"r.code IN {_in(_patient_links()[shape.resource_type])}" if shape.resource_type is not None
+             else _by_type("r", _patient_links()))
+    linked = (f"EXISTS (SELECT 1 FROM {references} r WHERE r.resource_id = {_ID} AND r.target_type = 'Patient'"
+              f" AND {which})")
+    if shape.resource_type is not None:
+        return f"NOT {linked}"
+    return f"({_TYPE} <> 'Patient' AND NOT {linked})"
+
+
+@cache
+def _statement(shape: _Shape, vendor: str) -> tuple[str, tuple[str, ...]]:
+    """The consent test for one shape: SQL text and the request values its %s take, in order."""
+    sql = _Sql()
+    text = f"NOT {_decided(shape, sql, True)}"
+    if shape.default_deny:
+        permitted = _decided(shape, sql, False)
+        patientless = _patientless(shape)
+        text += f" AND ({permitted}{'' if patientless is None else ' OR ' + patientless})"
+    return f"({text})", tuple(sql.keys)
+
+
+class ConsentAllows(Expression):
+    """A condition on resource rows: the Consents of their patients let this request through."""
+
+    conditional = True
+
+    def __init__(self, text: str, params: list[Any], columns: list[Any] | None = None) -> None:
+        super().__init__(output_field=BooleanField())
+        self.text, self.params = text, params
+        self.columns = columns if columns is not None else [F("pk"), F("logical_id"), F("resource_type")]
+
+    def get_source_expressions(self) -> list[Any]:
+        return self.columns
+
+    def set_source_expressions(self, exprs: list[Any]) -> None:
+        self.columns = list(exprs)
+
+    def as_sql(self, compiler, connection_):  # noqa: ANN001 (Django's signature)
+        (id_sql, _), (lid_sql, _), (type_sql, _) = (compiler.compile(c) for c in self.columns)
+        text = self.text.replace(_ID, id_sql).replace(_LOGICAL_ID, lid_sql).replace(_TYPE, type_sql)
+        return text, list(self.params)
 
 
 def _organizations(access: Access) -> tuple[str, ...]:
     """The Organizations acting with the token, as "Organization/id": those of the person's
     PractitionerRoles, and the owner of the app's Device. Looked up (one query) only while
-    some Consent names an Organization; a literal list keeps the consent SQL shallow."""
+    some Consent names an Organization."""
     if not access.organization_consents:
         return ()
     kind, _, ident = (access.fhir_user or "").partition("/")
@@ -108,84 +232,6 @@ def _organizations(access: Access) -> tuple[str, ...]:
         mine |= Q(resource_type="PractitionerRole", code="organization", resource__in=roles.values("resource_id"))
     found = ReferenceIndex.objects.filter(mine, target_type="Organization").values_list("target_id", flat=True)
     return tuple(sorted({f"Organization/{target}" for target in found}))
-
-
-def _satisfied(depth: int, req: _Request) -> Q:
-    """On criteria rows (the resource at `depth`): this value is met by the request or the resource."""
-    of_type = req.resource_type or _outer("resource_type", depth)
-    met = Q(kind=C.CLASS, value=of_type) | Q(kind=C.DATA, system=of_type, value=_outer("logical_id", depth))
-    if req.actors:
-        met |= Q(kind__in=(C.ACTOR, C.ORGANIZATION), value__in=req.actors)
-    if req.purpose:
-        met |= Q(kind=C.PURPOSE, value=req.purpose)
-    for kind, param in ((C.CODE, CODE_PARAM), (C.LABEL, LABEL_PARAM)):
-        met |= Q(kind=kind) & _tokens_match(param, depth + 1)
-    return met
-
-
-def _in_data_period(depth: int, req: _Request) -> Exists:
-    """The resource's care date (at `depth`) lies within the provision's dataPeriod (one up)."""
-    rows = DateIndex.objects.filter(resource=_outer("pk", depth), low__gte=OuterRef("data_low"),
-                                    high__lte=OuterRef("data_high"))
-    if req.resource_type is not None:
-        code = _care_dates().get(req.resource_type)
-        rows = rows.filter(code=code) if code else rows.none()
-    else:
-        rows = rows.filter(_by_type(_care_dates()))
-    return Exists(rows)
-
-
-def _applies(depth: int, req: _Request) -> Q:
-    """On provision rows (the resource at `depth`): the provision, with its path, applies."""
-    when = Q(start__lte=req.now, end__gt=req.now)  # open ends are stored as the calendar's ends
-    governs = Q(reads=True) if req.reading else Q(writes=True)
-    dated = Q(dated=False) | _in_data_period(depth + 1, req)
-    # Every group of criteria (one kind at one level) has a value met: as many groups met as it has.
-    met = (C.objects.filter(node=OuterRef("pk")).filter(_satisfied(depth + 1, req)).order_by()
-           .values("node").annotate(n=Count("group", distinct=True)).values("n"))
-    return when & governs & dated & Q(groups=Coalesce(Subquery(met), 0))
-
-
-def _deciding(deny: bool, req: _Request, of_patient: Q) -> Exists:
-    """Some provision (of the patient `of_patient` selects, one below the resource) decides
-    `deny`: it applies and no exception of its own applies. Written as "applying provisions
-    EXCEPT the parents of applying provisions" so exceptions sit beside their parents in
-    the SQL, not a level below (SQLite parses only so many nested subqueries)."""
-    applying = ConsentNode.objects.filter(of_patient).filter(_applies(1, req))
-    deciders = applying.filter(deny=deny)
-    if deny and req.break_glass:
-        deciders = deciders.filter(names_etreat=True)
-    overridden = applying.filter(parent__isnull=False).values_list("parent_id", flat=True)
-    return Exists(deciders.values_list("id", flat=True).difference(overridden))
-
-
-def _patients_links(req: _Request, depth: int) -> QuerySet:
-    """The outer resource's references to the patients whose data it is."""
-    links = ReferenceIndex.objects.filter(resource=_outer("pk", depth), target_type="Patient")
-    if req.resource_type is not None:
-        return links.filter(code__in=_patient_links()[req.resource_type])
-    return links.filter(_by_type(_patient_links()))
-
-
-def _decided(deny: bool, req: _Request) -> Q:
-    """A provision of a patient whose data the outer resource is decides `deny` for it."""
-    as_patient = Q(_deciding(deny, req, Q(patient_id=OuterRef("logical_id"))))
-    if req.resource_type == "Patient":
-        return as_patient
-    linked = Q(_deciding(deny, req, Q(patient_id__in=_patients_links(req, 2).values("target_id"))))
-    if req.resource_type is not None:
-        return linked
-    return (Q(resource_type="Patient") & as_patient) | linked
-
-
-def _patientless(req: _Request) -> Q | None:
-    """The outer resource is no patient's data (None: it always is one's, a Patient)."""
-    if req.resource_type == "Patient":
-        return None
-    linked = Exists(_patients_links(req, 1))
-    if req.resource_type is not None:
-        return ~linked
-    return ~Q(resource_type="Patient") & ~linked
 
 
 def governed(resource_type: str | None) -> bool:
@@ -202,11 +248,10 @@ def condition(access: Access, resource_type: str | None, interaction: str) -> Q 
     actors = access.memo.get("consent actors")
     if actors is None:
         actors = access.memo["consent actors"] = (*access.actors, *_organizations(access))
-    req = _Request(actors=actors, purpose=access.purpose_of_use, break_glass=access.break_glass,
-                   reading=interaction not in WRITES, now=timezone.now(), resource_type=resource_type)
-    allowed = ~_decided(True, req)
-    if default_deny:
-        permitted = _decided(False, req)
-        patientless = _patientless(req)
-        allowed &= permitted if patientless is None else permitted | patientless
-    return allowed
+    shape = _Shape(resource_type=resource_type, reading=interaction not in WRITES, break_glass=access.break_glass,
+                   default_deny=default_deny, actors=len(actors), purpose=bool(access.purpose_of_use))
+    text, keys = _statement(shape, connection.vendor)
+    values: dict[str, Any] = {f"actor{i}": actor for i, actor in enumerate(actors)}
+    values["purpose"] = access.purpose_of_use
+    values["now"] = connection.ops.adapt_datetimefield_value(timezone.now())
+    return Q(ConsentAllows(text, [values[key] for key in keys]))
