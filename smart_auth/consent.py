@@ -205,12 +205,36 @@ def written(resource: Resource, content: dict[str, Any] | None) -> None:
         return  # inactive, another scope, or deleted: it no longer decides anything
     assert content is not None
     patient = patient_of(content)
-    provision = content.get("provision")
-    if not provision:
-        raise Unprocessable("an active patient-privacy Consent needs a provision (permit or deny)")
+    provision = content.get("provision") or {}
     criteria: list[ConsentCriterion] = []
-    _compile(resource, patient, provision, None, _Path(), 1, False, "Consent.provision", criteria)
+    if provision.get("type"):
+        # Common practice (and this server's README): the root provision says permit or deny.
+        _compile(resource, patient, provision, None, _Path(), 1, False, "Consent.provision", criteria)
+    else:
+        # R4: the root provision has no type; it is an exception to the base policy, which
+        # the policyRule states (OPTIN: permit, OPTOUT: deny).
+        base = _base_policy(content)
+        node = ConsentNode.objects.create(consent=resource, patient_id=patient, parent=None, deny=base,
+                                          start=EARLIEST, end=LATEST, data_low=EARLIEST, data_high=LATEST)
+        if provision:
+            _compile(resource, patient, provision, node, _Path(), 1, base, "Consent.provision", criteria)
     ConsentCriterion.objects.bulk_create(criteria)
+
+
+# http://terminology.hl7.org/CodeSystem/v3-ActCode: the base a Consent's policyRule states.
+PERMIT_POLICIES = frozenset({"OPTIN", "OPTINR"})
+DENY_POLICIES = frozenset({"OPTOUT", "OPTOUTE"})
+
+
+def _base_policy(content: dict[str, Any]) -> bool:
+    """Whether the policyRule's base is deny (True) or permit (False)."""
+    codes = {c.get("code") for c in (content.get("policyRule") or {}).get("coding") or []}
+    if codes & DENY_POLICIES and not codes & PERMIT_POLICIES:
+        return True
+    if codes & PERMIT_POLICIES and not codes & DENY_POLICIES:
+        return False
+    raise Unprocessable("Consent.provision.type is required: the Consent must say whether it permits or denies "
+                        "(or its policyRule must be OPTIN, OPTINR, OPTOUT or OPTOUTE, with an untyped root provision)")
 
 
 def exists() -> bool:

@@ -341,14 +341,29 @@ def test_a_changed_or_deleted_consent_takes_effect_on_the_next_request(fhir, wor
 
 def test_a_consent_that_cannot_be_enforced_is_refused(fhir, world):
     admin = bearer(mint("system/*.cruds"))
-    no_type = fhir.post("/Consent", consent_body(world["alice"], {"actor": actor(f"Practitioner/{world['doc']}")}),
-                        headers=admin)
+    unknown_policy = consent_body(world["alice"], {"actor": actor(f"Practitioner/{world['doc']}")})
+    unknown_policy["policyRule"]["coding"][0]["code"] = "NOPP"
+    no_type = fhir.post("/Consent", unknown_policy, headers=admin)
     assert no_type.status_code == 422
     assert "permits or denies" in no_type.json()["issue"][0]["diagnostics"]
     ghost = fhir.post("/Consent", consent_body(world["alice"], {"type": "deny", "actor": actor("Device/nope")}),
                       headers=admin)
     assert ghost.status_code == 422
     assert not ConsentNode.objects.exists()
+
+
+def test_an_r4_consent_takes_its_base_from_the_policy_rule_and_its_root_provision_is_the_exception(
+        fhir, world, doc_token, alice_data):
+    """R4: `provision.type` is not permitted in the root rule; OPTIN permits, OPTOUT denies."""
+    opt_in = consent(world["alice"], {"actor": actor(f"Practitioner/{world['doc']}")})
+    assert visible(fhir, world, doc_token) == sorted([world["bob"], world["bob_lab"]])
+    out = consent_body(world["alice"], {"actor": actor(f"Practitioner/{world['doc']}")})
+    out["policyRule"]["coding"][0]["code"] = "OPTOUT"
+    repository.update("Consent", opt_in, {**out, "id": opt_in})
+    assert visible(fhir, world, doc_token) == sorted([*alice_data, world["bob"], world["bob_lab"]])
+    other = store({"resourceType": "Practitioner", "name": [{"family": "Other"}]})
+    colleague = bearer(mint("user/*.rs", user=make_user("other"), fhir_user=f"Practitioner/{other}"))
+    assert visible(fhir, world, colleague) == sorted([world["bob"], world["bob_lab"]])
 
 
 def test_consents_of_other_scopes_or_drafts_decide_nothing(fhir, world, doc_token, alice_data):
