@@ -24,6 +24,7 @@ from django.db.models import Q
 
 from fhir_api.store.structure import resource_types
 from fhir_search import compartments
+from fhir_search import consent as consent_sql
 from fhir_search.params import Env
 from fhir_search.query.build import clause_condition
 from fhir_search.query.parse import parse_request
@@ -85,6 +86,10 @@ def type_condition(access: Access, resource_type: str, interaction: str) -> Q | 
         found = None
     else:
         found = _any([rule_condition(rule, resource_type) for rule in rules])
+    if found is not NOTHING:  # consent narrows what the scopes allow, never widens it
+        consent = consent_sql.condition(access, resource_type, interaction)
+        if consent is not None:
+            found = consent if found is None else found & consent
     cache[key] = found
     return found
 
@@ -97,7 +102,8 @@ def condition(types: tuple[str, ...] | None, interaction: str, access: Access | 
     if types is not None and len(types) == 1:
         return type_condition(access, types[0], interaction)
     if types is None and access.unrestricted("*", interaction):
-        return None  # a `*` scope reaching everything: no per-type OR of every resource type
+        # a `*` scope reaching everything: no per-type OR of every resource type
+        return consent_sql.condition(access, None, interaction)
     candidates = types if types is not None else _scoped_types(access, interaction)
     parts = []
     every = True

@@ -39,6 +39,11 @@ require(FHIR_DEFAULT_COUNT <= FHIR_MAX_COUNT,
         f"FHIR_DEFAULT_COUNT={FHIR_DEFAULT_COUNT} is larger than FHIR_MAX_COUNT={FHIR_MAX_COUNT}")
 # Most resources one search page may add through _include/_revinclude.
 FHIR_MAX_INCLUDE = env_int("FHIR_MAX_INCLUDE", 1000, minimum=1)
+# What a patient's data allows where no Consent of theirs decides: permit (opt-out) or
+# deny (opt-in). Enforced for requests with a token (FHIR_AUTH_REQUIRED); see smart_auth.consent.
+FHIR_CONSENT_DEFAULT = env_str("FHIR_CONSENT_DEFAULT", "permit").strip().lower()
+require(FHIR_CONSENT_DEFAULT in ("permit", "deny"),
+        f"FHIR_CONSENT_DEFAULT={FHIR_CONSENT_DEFAULT!r} must be permit or deny")
 # Conditional delete of several matches: allowed for every request when true, otherwise
 # only when the client sends `Prefer: handling=multiple-delete`; never more than the max.
 FHIR_CONDITIONAL_DELETE_MULTIPLE = env_bool("FHIR_CONDITIONAL_DELETE_MULTIPLE", False)

@@ -27,6 +27,8 @@ from django.db import connection
 
 from fhir_api.store.errors import Forbidden, Unauthorized
 from smart_auth import token_cache
+# The compiled Consents fhir_search.consent narrows by (smart_auth.consent keeps them).
+from smart_auth.models import ConsentCriterion, ConsentNode  # noqa: F401
 from smart_auth.scopes import ClinicalScope, ScopeError, parse_clinical
 
 REALM = 'Bearer realm="fhir"'
@@ -71,9 +73,23 @@ class Access:
     token_id: int | None = None
     purpose_of_use: str = ""
     staff: bool = False  # the person is staff (user/ scopes then reach the audit trail)
+    # Break-the-glass: the token's purpose is ETREAT and its client is registered for it.
+    # Consent deny provisions that do not name ETREAT (and a default of deny) yield to it.
+    break_glass: bool = False
+    # Whether any Consent decides anything (False: no consent SQL needed under a default of
+    # permit). True unless the token lookup saw none, so an Access built elsewhere fails closed.
+    consents: bool = True
+    # Whether some Consent names an Organization as actor (the token's are then looked up).
+    organization_consents: bool = True
     # What was derived from this access during the request (its rules per type and
     # interaction here, their SQL in fhir_search.access): an Access lives for one request.
     memo: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def actors(self) -> tuple[str, ...]:
+        """Who acts, as Consent.provision.actor names them: the person and the client app."""
+        person = (self.fhir_user,) if self.fhir_user else ()
+        return (*person, client_actor(self.client_id))
 
     def permits(self, resource_type: str, interaction: str) -> bool:
         """Whether any granted scope allows this interaction on this type (compartment aside)."""
@@ -125,6 +141,17 @@ class Access:
         return self.rules(resource_type, interaction) == EVERYTHING
 
 
+BREAK_THE_GLASS = "ETREAT"
+# The identifier system of the Device that stands for a client app (value: its client id).
+CLIENT_ID_SYSTEM = "urn:ietf:params:oauth:client-id"
+
+
+def client_actor(client_id: str) -> str:
+    """A client app among a token's actors; a Consent's actor Device that carries the app's
+    client id (identifier system urn:ietf:params:oauth:client-id) is compiled to this."""
+    return f"client:{client_id}"
+
+
 def _shared_types() -> frozenset[str]:
     """Types outside every patient compartment that patient/ (and a Patient user's user/)
     scopes may read and search in full (SMART_PATIENT_SHARED_TYPES): the practitioners,
@@ -160,7 +187,7 @@ def _lookup_sql() -> str:
         from django.contrib.auth import get_user_model
         from oauth2_provider.models import get_access_token_model, get_application_model
 
-        from smart_auth.models import TokenContext
+        from smart_auth.models import ConsentCriterion, ConsentNode, TokenContext
 
         token = get_access_token_model()._meta.db_table
         client = get_application_model()._meta.db_table
@@ -168,7 +195,10 @@ def _lookup_sql() -> str:
         user = get_user_model()._meta.db_table
         _SQL = (
             "SELECT t.id, t.expires, t.scope, t.user_id, c.client_id, c.is_active, "
-            "x.patient, x.encounter, x.fhir_user, x.purpose_of_use, u.is_active, u.is_staff "
+            "x.patient, x.encounter, x.fhir_user, x.purpose_of_use, u.is_active, u.is_staff, "
+            # In the same round trip: whether any Consent is in force (see Access.consents).
+            f"c.break_glass, EXISTS (SELECT 1 FROM {ConsentNode._meta.db_table}), "
+            f"EXISTS (SELECT 1 FROM {ConsentCriterion._meta.db_table} WHERE kind = '{ConsentCriterion.ORGANIZATION}') "
             f"FROM {token} t JOIN {client} c ON c.id = t.application_id "
             f"LEFT JOIN {context} x ON x.access_token_id = t.id "
             f"LEFT JOIN {user} u ON u.id = t.user_id "
@@ -208,7 +238,8 @@ def access_for_token(token: str) -> Access:
     if row is None:
         raise _invalid()
     (token_id, expires, scope, user_id, client_id, client_active,
-     patient, encounter, fhir_user, purpose, user_active, user_staff) = row
+     patient, encounter, fhir_user, purpose, user_active, user_staff, client_break_glass, consents,
+     organization_consents) = row
     if isinstance(expires, str):  # SQLite returns text for a raw SELECT
         expires = datetime.fromisoformat(expires)
     if expires.tzinfo is None:
@@ -232,6 +263,10 @@ def access_for_token(token: str) -> Access:
         token_id=token_id,
         purpose_of_use=purpose or "",
         staff=bool(user_staff) and user_id is not None,
+        # Checked again here: a client whose break-glass registration was withdrawn loses it.
+        break_glass=purpose == BREAK_THE_GLASS and bool(client_break_glass),
+        consents=bool(consents),
+        organization_consents=bool(organization_consents),
     )
 
 

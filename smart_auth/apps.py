@@ -17,3 +17,9 @@ class SmartAuthConfig(AppConfig):
 
         store_audit.register_recorder(trail.describe_writes)
         receivers.connect()
+
+        from fhir_api.store.signals import resource_written, resources_written
+        from smart_auth.signals import consent_many_written, consent_written
+
+        resource_written.connect(consent_written, dispatch_uid="smart_auth.consent_written")
+        resources_written.connect(consent_many_written, dispatch_uid="smart_auth.consent_many_written")

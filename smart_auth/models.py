@@ -39,6 +39,8 @@ class Client(AbstractApplication):
     purpose_of_use = models.CharField(max_length=64, blank=True)
     # May ask for ETREAT (break-the-glass); see the consent issue.
     break_glass = models.BooleanField(default=False)
+    # The Device resource that stands for the app in Consent actors (registration makes it).
+    device_id = models.CharField(max_length=64, blank=True)
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
@@ -147,3 +149,59 @@ class RedeemedCode(models.Model):
     access_token_id = models.BigIntegerField(null=True)
     token_family = models.UUIDField(null=True)
     expires = models.DateTimeField(db_index=True)
+
+
+class ConsentNode(models.Model):
+    """One provision of an active patient-privacy Consent, compiled for the access SQL.
+
+    Written only by smart_auth.consent when a Consent is written (in the same transaction);
+    fhir_search.consent reads it inside every query. Each row carries what its whole path of
+    provisions (itself and its parents) requires where one value per request makes the test
+    exact (period, dataPeriod, actions, class, purpose); per-level criteria that a resource
+    or a token meets by any of several values (actor, code, securityLabel) are
+    ConsentCriterion rows. A provision that can never apply (an empty intersection) is not
+    stored, nor are its exceptions.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    consent = models.ForeignKey("fhir_api.Resource", on_delete=models.CASCADE, related_name="+")
+    patient_id = models.CharField(max_length=64)
+    parent = models.ForeignKey("self", null=True, on_delete=models.CASCADE, related_name="children")
+    deny = models.BooleanField()
+    # Open ends are the calendar's ends (smart_auth.consent.EARLIEST/LATEST), not NULL: one
+    # comparison each in the access SQL, which SQLite must parse inside deep chains.
+    start = models.DateTimeField()  # the provision applies from
+    end = models.DateTimeField()  # until (exclusive)
+    data_low = models.DateTimeField()  # dataPeriod: the care date of the data it governs
+    data_high = models.DateTimeField()
+    dated = models.BooleanField(default=False)  # has a dataPeriod
+    reads = models.BooleanField(default=True)  # governs read/search (action access/use/disclose)
+    writes = models.BooleanField(default=True)  # governs create/update/delete (collect/correct)
+    # The path's purposes name ETREAT: such a deny holds even against break-the-glass.
+    names_etreat = models.BooleanField(default=False)
+    groups = models.PositiveSmallIntegerField(default=0)  # distinct (level, kind) of its criteria
+
+    class Meta:
+        indexes = [models.Index(fields=["patient_id", "deny"], name="consent_node_patient")]
+
+
+class ConsentCriterion(models.Model):
+    """One value a ConsentNode's path requires: the node applies when, for each (level, kind)
+    it has, the token or the resource has at least one of the values (fhir_search.consent)."""
+
+    ACTOR, PURPOSE, CLASS, CODE, LABEL, DATA = "a", "p", "t", "c", "s", "d"
+    # An Organization actor: a kind of its own so a token's Organizations are looked up only
+    # while some Consent names one; it shares its group with the level's other actors.
+    ORGANIZATION = "o"
+
+    id = models.BigAutoField(primary_key=True)
+    node = models.ForeignKey(ConsentNode, on_delete=models.CASCADE, related_name="criteria")
+    level = models.PositiveSmallIntegerField()  # 0 for the path-wide kinds (class, purpose)
+    kind = models.CharField(max_length=1)
+    group = models.PositiveSmallIntegerField()  # numbers its node's (level, kind) pairs
+    system = models.CharField(max_length=255, blank=True)  # code, securityLabel ("": any); data: the type
+    value = models.CharField(max_length=255)
+
+    class Meta:
+        indexes = [models.Index(fields=["node", "level", "kind", "value"], name="consent_criterion_node"),
+                   models.Index(fields=["kind"], name="consent_criterion_kind")]

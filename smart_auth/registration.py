@@ -24,6 +24,9 @@ from jwcrypto.common import JWException
 from jwcrypto.jwk import JWKSet
 from oauth2_provider.generators import generate_client_secret
 
+from fhir_api.store import repository
+from smart_auth import purpose
+from smart_auth.access import CLIENT_ID_SYSTEM
 from smart_auth.models import Client
 from smart_auth.scopes import ScopeError, check_scope, parse_clinical
 
@@ -189,8 +192,11 @@ def register(
         _check_launch_uri(launch_uri)
     allowed = check_scopes(scopes or [], grant_type)
     purpose_of_use = purpose_of_use.strip()
-    if purpose_of_use and not purpose_of_use.replace("-", "").replace("_", "").isalnum():
-        raise RegistrationError(f"--purpose-of-use {purpose_of_use!r} is not a code (e.g. TREAT)")
+    if purpose_of_use:
+        try:
+            purpose.check_allowed(purpose.check_code(purpose_of_use, "--purpose-of-use"), break_glass)
+        except purpose.PurposeError as exc:
+            raise RegistrationError(str(exc)) from None
 
     symmetric = not public and not asymmetric
     secret = generate_client_secret() if symmetric else _unknowable_secret()
@@ -219,7 +225,22 @@ def register(
         messages = [f"{field}: {msg}" for field, msgs in exc.message_dict.items() for msg in msgs]
         raise RegistrationError("; ".join(messages).replace("\n", " ")) from None
     client.save()  # ClientSecretField hashes the secret here
+    client.device_id = register_device(client)
+    client.save(update_fields=["device_id"])
     return Registration(client, secret if symmetric else None)
+
+
+def register_device(client: Client) -> str:
+    """The Device resource that stands for the app (a Consent names the app as its actor);
+    its identifier carries the client id. Returns the Device's id."""
+    body = {
+        "resourceType": "Device",
+        "status": "active",
+        "identifier": [{"system": CLIENT_ID_SYSTEM, "value": client.client_id}],
+        "deviceName": [{"name": client.name, "type": "user-friendly-name"}],
+        "type": {"text": "SMART on FHIR client app"},
+    }
+    return repository.create("Device", body).stored.logical_id
 
 
 def authentication(client: Client) -> str:
@@ -265,5 +286,6 @@ def describe(client: Client) -> dict[str, Any]:
         "is_active": client.is_active,
         "purpose_of_use": client.purpose_of_use,
         "break_glass": client.break_glass,
+        "device": f"Device/{client.device_id}" if client.device_id else None,
         "created": client.created.isoformat() if client.created else None,
     }

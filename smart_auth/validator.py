@@ -25,7 +25,7 @@ from oauth2_provider.models import (
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 
-from smart_auth import assertions, endpoints
+from smart_auth import assertions, endpoints, purpose
 from smart_auth.audit.oauth import note_issued
 from smart_auth.grants import check_grantable
 from smart_auth.models import GrantContext, RedeemedCode, TokenContext, digest
@@ -91,6 +91,14 @@ class SmartValidator(OAuth2Validator):
             request.client = None
             raise errors.InvalidClientError(description=str(exc), request=request) from None
         request.client_id = client_id
+        _header, claims = assertions.unverified_parts(assertion)  # verified just above
+        try:
+            stated = purpose.from_assertion(claims)
+            if stated:
+                purpose.check_allowed(stated, client.break_glass)
+        except purpose.PurposeError as exc:
+            raise errors.InvalidRequestError(description=str(exc), request=request) from None
+        request.stated_purpose = stated
         return True
 
     def authenticate_client_id(self, client_id, request, *args, **kwargs):
@@ -199,7 +207,12 @@ class SmartValidator(OAuth2Validator):
         access_token = super()._create_access_token(expires, request, token, source_refresh_token)
         request.smart_access_token = access_token
         context = dict(getattr(request, "smart_context", None) or {})
-        if not context.get("purpose_of_use") and request.client.purpose_of_use:
+        # The purpose a backend service states in its assertion, else the one the grant
+        # carries, else the app's registered default.
+        stated = getattr(request, "stated_purpose", "")
+        if stated:
+            context["purpose_of_use"] = stated
+        elif not context.get("purpose_of_use") and request.client.purpose_of_use:
             context["purpose_of_use"] = request.client.purpose_of_use
         if any(context.values()):
             TokenContext.objects.create(access_token=access_token, **context)

@@ -29,6 +29,7 @@ from oauthlib.common import Request as OauthlibRequest
 from oauthlib.oauth2.rfc6749 import errors
 
 from smart_auth import endpoints
+from smart_auth.access import BREAK_THE_GLASS
 from smart_auth.grants import find_launch, patient_exists, person_of, wants_patient
 from smart_auth.models import TokenContext
 from smart_auth.patients import find_patients
@@ -268,6 +269,10 @@ def _introspect(request, token_value: str) -> dict:
             data["encounter"] = context.encounter
         if context.fhir_user:
             data["fhirUser"] = endpoints.fhir_user_url(request, context.fhir_user)
+        if context.purpose_of_use:
+            data["purpose_of_use"] = context.purpose_of_use
+            # Break the glass holds only while the client is registered for it (as enforced).
+            data["break_glass"] = context.purpose_of_use == BREAK_THE_GLASS and token.application.break_glass
     return data
 
 

@@ -43,6 +43,7 @@ def mint(
     user=None,
     client: Client | None = None,
     expires_in: int = 3600,
+    purpose: str = "",
 ) -> str:
     """A bearer token granting `scope` (with a launch patient / fhirUser when given)."""
     client = client or make_client()
@@ -52,8 +53,9 @@ def mint(
     )
     set_token_value(token, raw)
     token.save()
-    if patient or fhir_user:
-        TokenContext.objects.create(access_token=token, patient=patient or "", fhir_user=fhir_user)
+    if patient or fhir_user or purpose:
+        TokenContext.objects.create(access_token=token, patient=patient or "", fhir_user=fhir_user,
+                                    purpose_of_use=purpose)
     return raw
 
 

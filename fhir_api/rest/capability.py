@@ -114,6 +114,22 @@ OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-u
 SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 
 
+# What rest.security.description says about patient consent (README: Consent).
+CONSENT = (
+    "Patient consent is enforced in the same queries as the scopes: active Consent resources with "
+    "scope patient-privacy permit or deny access to their patient's data (the Patient and its "
+    "compartment), with nested exceptions, by actor (the user's fhirUser, the app as its Device "
+    "with identifier system urn:ietf:params:oauth:client-id, an Organization), action, purpose "
+    "(against the token's purpose of use), class, code, securityLabel (meta.security), data, "
+    "period and dataPeriod. Denied data is absent from reads (404), searches, totals, includes, "
+    "chains, _has, history and $everything; denied writes are refused (403). Where no Consent "
+    "applies the server's default is {default}. ETREAT (break the glass) overrides denials that do "
+    "not name it, for clients registered for it. Partial: an Organization actor matches through "
+    "PractitionerRole.organization and Device.owner only; Consent.policy, verification and "
+    "provision.actor.role are not evaluated."
+)
+
+
 def _security(base: str) -> dict[str, Any]:
     """rest.security: SMART on FHIR (https://hl7.org/fhir/smart-app-launch/conformance.html)
     with the same endpoints as /.well-known/smart-configuration, in R4 element order."""
@@ -121,7 +137,8 @@ def _security(base: str) -> dict[str, Any]:
     if settings.FHIR_AUTH_REQUIRED:
         description = ("Every interaction except metadata and the SMART discovery document requires "
                        "an OAuth 2.0 bearer token from this server's SMART App Launch authorization "
-                       f"server (discovery: {base}/.well-known/smart-configuration).")
+                       f"server (discovery: {base}/.well-known/smart-configuration). "
+                       + CONSENT.format(default=settings.FHIR_CONSENT_DEFAULT))
     else:
         description = ("Authentication is off on this server (FHIR_AUTH_REQUIRED=false): no token is "
                        "required. Its SMART App Launch authorization server still issues tokens "

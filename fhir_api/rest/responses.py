@@ -25,6 +25,7 @@ from fhir_api.store.errors import (
     NotAcceptable,
     PayloadTooLarge,
     ServiceUnavailable,
+    TooCostly,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -171,6 +172,13 @@ def database_unavailable(exc: BaseException) -> bool:
     return cause is not None and "database is locked" in str(cause)  # SQLite's busy timeout
 
 
+def too_deep_for_sqlite(exc: BaseException) -> bool:
+    """SQLite's parser refuses statements nested beyond its fixed stack: a search whose chains
+    or `_has` each carry the access narrowing (scopes, consent) can reach it. PostgreSQL has
+    no such limit; on SQLite the request is refused as too costly rather than failing as a bug."""
+    return isinstance(exc, DatabaseOperationalError) and "parser stack overflow" in str(exc.__cause__ or exc)
+
+
 def exception_handler(exc: Exception, context: dict) -> Any:
     """DRF's EXCEPTION_HANDLER: every failure leaves as an OperationOutcome."""
     error = exc if isinstance(exc, FhirError) else from_drf(exc)
@@ -181,6 +189,9 @@ def exception_handler(exc: Exception, context: dict) -> Any:
         error = ServiceUnavailable(
             "The database is unavailable; retry later", headers={"Retry-After": RETRY_AFTER_SECONDS}
         )
+    if error is None and too_deep_for_sqlite(exc):
+        error = TooCostly("This search nests too deeply for the embedded SQLite database once access and consent "
+                          "narrow each chain and _has; shorten it, or run the server on PostgreSQL")
     if error is None:
         # A bug, not a client error: log the traceback, answer 500 as FHIR does.
         logger.exception("unhandled error in FHIR request", exc_info=exc)

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from fhir_api.rest.operations.everything import CARE_DATE, care_date_param
+from fhir_search.care_dates import CARE_DATE, care_date_param
 from fhir_search.compartments import member_types
 from fhir_search.registry import registry
 from tests.conftest import new_patient

@@ -115,6 +115,17 @@ def test_purpose_of_use_and_break_glass_are_stored():
     assert (out["purpose_of_use"], out["break_glass"]) == ("TREAT", True)
 
 
+def test_a_registered_app_gets_the_device_that_names_it_in_consents():
+    from fhir_api.store import repository
+
+    out = run("smart_client", "create", "--name", "Growth chart", "--redirect-uri", f"{APP}/cb")
+    kind, device_id = out["device"].split("/")
+    device = repository.read(kind, device_id).content
+    assert device["identifier"] == [{"system": "urn:ietf:params:oauth:client-id", "value": out["client_id"]}]
+    assert device["deviceName"][0]["name"] == "Growth chart"
+    assert run("smart_client", "show", out["client_id"])["device"] == out["device"]
+
+
 def test_list_shows_every_client_without_secrets(public_jwks_file):
     a = run("smart_client", "create", "--name", "A", "--redirect-uri", f"{APP}/cb")
     b = run("smart_client", "create", "--name", "B", "--grant-type", "client_credentials", "--jwks", public_jwks_file)
@@ -185,6 +196,7 @@ BACKEND = ("smart_client", "create", "--name", "Bad", "--grant-type", "client_cr
     (CODE + ("--launch-uri", "not a url"), "--launch-uri"),
     (CODE + ("--grant-type", "password"), "--grant-type must be authorization_code or client_credentials"),
     (CODE + ("--purpose-of-use", "two words"), "--purpose-of-use"),
+    (CODE + ("--purpose-of-use", "ETREAT"), "only for clients registered for it (--break-glass)"),
     (BACKEND, "needs --jwks FILE or --jwks-uri URL"),
     (BACKEND + ("--jwks-uri", "https://a.example.org/jwks", "--public"), "--public"),
     (BACKEND + ("--jwks-uri", "https://a.example.org/jwks", "--jwks", "x.json"), "not both"),

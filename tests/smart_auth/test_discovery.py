@@ -168,3 +168,12 @@ def test_capability_statement_security_in_xml(fhir):
     assert '<code value="SMART-on-FHIR"/>' in body
     # R4 order inside rest: mode, documentation, security, resource.
     assert body.index("<documentation") < body.index("<security>") < body.index("<resource>")
+
+
+def test_capability_statement_says_what_consent_enforces_and_the_default(fhir, settings):
+    settings.FHIR_AUTH_REQUIRED = True
+    settings.FHIR_CONSENT_DEFAULT = "deny"
+    description = _security(fhir)["description"]
+    assert "Consent resources with scope patient-privacy" in description
+    assert "the server's default is deny" in description and "ETREAT" in description
+    assert "Partial:" in description

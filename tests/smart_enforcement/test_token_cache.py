@@ -117,3 +117,18 @@ def test_changing_a_token_expiry_is_seen(client, patient_id):
     assert read(client, patient_id, token) == 200
     get_access_token_model().objects.update(expires=timezone.now() - timedelta(seconds=1))
     eventually_refused(client, patient_id, token)
+
+
+def test_the_first_consent_takes_effect_for_a_remembered_token(client, patient_id):
+    """Whether any Consent is in force is part of the remembered lookup: a new Consent must
+    reach every process (NOTIFY from the compiled Consent tables) before its next request."""
+    from tests.smart_enforcement.test_consent import consent
+
+    token = mint("system/*.rs", purpose="HMARKT")
+    assert read(client, patient_id, token) == 200  # remembered: no Consent anywhere
+    consent(patient_id, {"type": "deny", "purpose": [{"code": "HMARKT"}]})
+    start = time.monotonic()
+    while read(client, patient_id, token) != 404:
+        assert time.monotonic() - start < 1.0, "the new Consent was not in force a second later"
+        time.sleep(0.005)
+    assert time.monotonic() - start < 0.05

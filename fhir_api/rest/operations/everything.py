@@ -20,7 +20,7 @@ is itself a match is only ever a match.
 
 Parameters: `_type` (matches and includes of those types only), `_since` (matches whose
 meta.lastUpdated is at or after it), `start`/`end` (Patient only: matches whose care date,
-see CARE_DATE, overlaps [start, end]; resources with no care-date value, and types that have
+see fhir_search.care_dates, overlaps [start, end]; resources with no care-date value, and types that have
 no such parameter, are kept, since nothing says they fall outside), `_count` (page size,
 default and maximum FHIR_MAX_COUNT: the spec prefers one Bundle, memory prefers pages).
 `_since` and `start`/`end` select matches only: what a returned match refers to comes with
@@ -50,65 +50,17 @@ from fhir_api.rest.responses import base_url, bundle_body
 from fhir_api.store.structure import resource_types
 from fhir_api.rest.views.base import prefer
 from fhir_search import access, compartments
+from fhir_search.care_dates import care_date_param
 from fhir_search.models import DateIndex, ReferenceIndex
 from fhir_search.query.build import any_of
 from fhir_search.query.include import ROW_FIELDS, Row
 from fhir_search.query.paging import Cursor
-from fhir_search.registry import registry
 from fhir_search.service import outcome_entry
-
-# The date search parameter that says when the care a resource records happened, for
-# `start`/`end`. Types of the Patient compartment not listed use their `date` parameter when
-# they have one; types with neither (Patient, Coverage, Group, BodyStructure...) have no care
-# date. Where a type offers several, the one closest to "when care was given" is chosen
-# (DocumentReference: the period documented, not when the document was written).
-CARE_DATE: dict[str, str] = {
-    "Account": "period",
-    "Basic": "created",
-    "ChargeItem": "occurrence",
-    "Claim": "created",
-    "ClaimResponse": "created",
-    "Communication": "sent",
-    "CommunicationRequest": "occurrence",
-    "Condition": "onset-date",
-    "CoverageEligibilityRequest": "created",
-    "CoverageEligibilityResponse": "created",
-    "DetectedIssue": "identified",
-    "DeviceRequest": "event-date",
-    "DocumentManifest": "created",
-    "DocumentReference": "period",
-    "ExplanationOfBenefit": "created",
-    "Goal": "start-date",
-    "ImagingStudy": "started",
-    "Media": "created",
-    "MedicationAdministration": "effective-time",
-    "MedicationDispense": "whenhandedover",
-    "MedicationRequest": "authoredon",
-    "MedicationStatement": "effective",
-    "NutritionOrder": "datetime",
-    "Provenance": "when",
-    "QuestionnaireResponse": "authored",
-    "RequestGroup": "authored",
-    "ServiceRequest": "occurrence",
-    "Specimen": "collected",
-    "VisionPrescription": "datewritten",
-}
-# Dates of a person, not of care: never a reason to leave a record out.
-NO_CARE_DATE = frozenset({"Patient", "Person", "RelatedPerson", "Practitioner", "Device"})
 
 _KNOWN = {
     "Patient": ("start", "end", "_since", "_type", "_count", "_cursor"),
     "Encounter": ("_since", "_type", "_count", "_cursor"),
 }
-
-
-def care_date_param(resource_type: str) -> str | None:
-    """The care-date search parameter of a type, or None if it has none."""
-    if resource_type in NO_CARE_DATE:
-        return None
-    code = CARE_DATE.get(resource_type, "date")
-    param = registry().get(resource_type, code)
-    return code if param is not None and param.type == "date" else None
 
 
 @dataclass(frozen=True)
