@@ -61,6 +61,8 @@ class ClientForm(forms.ModelForm):
             "allowed_scopes": forms.Textarea(attrs={"rows": 2}),
             "jwks": forms.Textarea(attrs={"rows": 4, "class": "fhir-json"}),
         }
+        labels = {"redirect_uris": "Redirect URIs", "launch_uri": "Launch URL", "jwks": "JWKS", "jwks_uri": "JWKS URL",
+                  "allowed_scopes": "Allowed scopes", "break_glass": "May break the glass (ETREAT)"}
         help_texts = {
             "redirect_uris": "One per line; redirects must match exactly.",
             "allowed_scopes": "Space-separated, e.g. launch openid fhirUser patient/*.rs. Blank: any scope of the app's kind.",

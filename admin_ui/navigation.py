@@ -33,7 +33,6 @@ class Section:
 
 SECTIONS: list[Section] = [
     Section("fhir", "FHIR resources", [
-        Page("Dashboard", "admin:index", VIEW_RESOURCES),
         *(Page(f"{t}s", "admin:fhir_list", VIEW_RESOURCES, {"resource_type": t})
           for t in ("Patient", "Practitioner", "Encounter", "Observation", "Condition")),
         Page("All resource types", "admin:fhir_types", VIEW_RESOURCES),

@@ -13,8 +13,8 @@ def patterns(site) -> list:
         return site.admin_view(factory(site), **kw)
 
     return [
-        path("fhir/", wrap(views.types_view), name="fhir_types"),
-        path("fhir/pick/", wrap(views.picker_view), name="fhir_pick"),
+        path("resource-types/", wrap(views.types_view), name="fhir_types"),
+        path("fhir-user-picker/", wrap(views.picker_view), name="fhir_pick"),
         path("fhir/<str:resource_type>/", wrap(views.list_view), name="fhir_list"),
         path("fhir/<str:resource_type>/add/", wrap(views.add_view), name="fhir_add"),
         path(f"fhir/{ID}/", wrap(views.resource_view), name="fhir_resource"),

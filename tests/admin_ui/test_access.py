@@ -21,9 +21,9 @@ from tests.admin_ui.conftest import PASSWORD, csrf_token, staff
 pytestmark = pytest.mark.django_db
 
 READ_PAGES = [
-    "/admin/", "/admin/fhir/", "/admin/fhir/Patient/", "/admin/fhir/Patient/pat-1/",
+    "/admin/", "/admin/resource-types/", "/admin/fhir/Patient/", "/admin/fhir/Patient/pat-1/",
     "/admin/fhir/Patient/pat-1/history/", "/admin/fhir/Patient/pat-1/history/1/",
-    "/admin/fhir/Patient/pat-1/history/diff/?from=1&to=2", "/admin/fhir/pick/?q=chal",
+    "/admin/fhir/Patient/pat-1/history/diff/?from=1&to=2", "/admin/fhir-user-picker/?q=chal",
 ]
 WRITES = [
     ("/admin/fhir/Patient/pat-1/edit/", {"resource": '{"resourceType":"Patient","id":"pat-1"}', "version": "2"}),
@@ -166,7 +166,7 @@ def test_superusers_must_enrol_when_2fa_is_required(client, admin_user, settings
 def test_2fa_is_optional_for_staff_when_required_for_superusers(client, viewer, settings):
     settings.ADMIN_REQUIRE_2FA = True
     assert sign_in(client, "viewer").status_code == 302
-    assert client.get("/admin/fhir/").status_code == 200
+    assert client.get("/admin/resource-types/").status_code == 200
 
 
 def test_console_pages_carry_a_strict_policy_and_refuse_framing(as_admin):

@@ -244,7 +244,7 @@ def test_a_person_without_a_fhir_identity(as_it):
 
 def test_the_fhir_user_page_offers_the_picker(as_it, it_manager):
     page = as_it.get(f"/admin/auth/user/{it_manager.pk}/change/").content.decode()
-    assert 'data-picker-url="/admin/fhir/pick/"' in page and "admin_ui/picker.js" in page
+    assert 'data-picker-url="/admin/fhir-user-picker/"' in page and "admin_ui/picker.js" in page
 
 
 def test_view_only_staff_cannot_create_people(as_viewer):

@@ -211,7 +211,7 @@ def test_delete_without_version_deletes_nothing(as_editor, patient_v2):
 def test_picker_finds_patients_practitioners_and_related_persons_by_name(as_admin, patient_v2):
     repository.update("Practitioner", "dr-1", {"resourceType": "Practitioner", "id": "dr-1",
                                                "name": [{"family": "Chalmers", "given": ["Ann"]}]})
-    found = as_admin.get("/admin/fhir/pick/", {"q": "chalm"}).json()["results"]
+    found = as_admin.get("/admin/fhir-user-picker/", {"q": "chalm"}).json()["results"]
     assert {r["reference"] for r in found} == {"Patient/pat-1", "Practitioner/dr-1"}
-    exact = as_admin.get("/admin/fhir/pick/", {"q": "Patient/pat-1"}).json()["results"]
+    exact = as_admin.get("/admin/fhir-user-picker/", {"q": "Patient/pat-1"}).json()["results"]
     assert exact[0]["reference"] == "Patient/pat-1"

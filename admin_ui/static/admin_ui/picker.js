@@ -1,5 +1,5 @@
 // The fhirUser picker: as staff type a name, offer the Patients, Practitioners and
-// RelatedPersons whose name starts with it (GET /admin/fhir/pick/?q=..., the FHIR search engine).
+// RelatedPersons whose name starts with it (GET /admin/fhir-user-picker/?q=..., the FHIR search engine).
 "use strict";
 (function () {
   function attach(input) {
