@@ -157,3 +157,52 @@ def test_a_v2_query_restricted_scope_narrows_results_exactly(fhir, world):
     assert ids(fhir.get("/Observation", headers=token)) == [world["alice_lab"]]
     assert fhir.get(f"/Observation/{world['alice_vital']}", headers=token).status_code == 404
     assert fhir.get("/Observation", headers=token, _summary="count").json()["total"] == 1
+
+
+def test_conditional_writes_match_only_what_the_token_may_change(fhir, world, alice_token):
+    """PUT/PATCH/DELETE [type]?criteria under a patient token never reach another patient's
+    resource: out of reach, it matches nothing (update creates, patch is 404, delete is a no-op)."""
+    before = repository.read("Observation", world["bob_lab"])
+    criteria = f"/Observation?_id={world['bob_lab']}"
+    updated = fhir.send("PUT", criteria, observation(world["alice"]), headers=alice_token)
+    assert updated.status_code == 201 and updated.json()["id"] != world["bob_lab"]
+    patched = fhir.send("PATCH", criteria, [{"op": "replace", "path": "/status", "value": "amended"}],
+                        content_type="application/json-patch+json", headers=alice_token)
+    assert patched.status_code == 404
+    assert fhir.send("DELETE", criteria, None, headers=alice_token).status_code == 204
+    after = repository.read("Observation", world["bob_lab"])
+    assert (after.version_id, after.deleted) == (before.version_id, False)
+
+
+def test_conditional_update_with_another_patients_id_in_the_body_is_refused(fhir, world, alice_token):
+    body = {**observation(world["alice"]), "id": world["bob_lab"]}
+    response = fhir.send("PUT", "/Observation?code=nothing-matches", body, headers=alice_token)
+    assert response.status_code == 403
+    assert repository.read("Observation", world["bob_lab"]).version_id == 1
+
+
+def test_a_patch_of_another_patients_resource_is_refused_before_it_runs(fhir, world, alice_token):
+    # A JSON Patch `test` op would otherwise answer 422 or 403 depending on Bob's data.
+    probe = [{"op": "test", "path": "/status", "value": "final"},
+             {"op": "replace", "path": "/subject/reference", "value": f"Patient/{world['alice']}"}]
+    wrong = [{"op": "test", "path": "/status", "value": "preliminary"}] + probe[1:]
+    answers = {fhir.patch(f"/Observation/{world['bob_lab']}", p, content_type="application/json-patch+json",
+                          headers=alice_token).status_code for p in (probe, wrong)}
+    assert answers == {403}
+
+
+def test_a_transaction_cannot_update_another_patients_resource_by_criteria(fhir, world, alice_token):
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": observation(world["alice"]), "request": {"method": "PUT", "url": f"Observation?_id={world['bob_lab']}"}},
+        {"request": {"method": "DELETE", "url": f"Observation?_id={world['bob_lab']}"}},
+    ]}
+    assert fhir.post("/", bundle, headers=alice_token).status_code in (200, 400, 412)
+    after = repository.read("Observation", world["bob_lab"])
+    assert (after.version_id, after.deleted) == (1, False)
+
+
+def test_another_patients_deleted_resource_answers_404_not_410(fhir, world, alice_token):
+    repository.delete("Observation", world["bob_lab"])
+    assert fhir.get(f"/Observation/{world['bob_lab']}", headers=alice_token).status_code == 404
+    assert fhir.get(f"/Observation/{world['bob_lab']}/_history/1", headers=alice_token).status_code == 404
+    assert fhir.get(f"/Observation/{world['bob_lab']}", headers=bearer(mint("system/*.rs"))).status_code == 410
