@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
 from fhir_api.store import fhir_xml
+from fhir_api.store.errors import FhirError
 
 # Formatting only (a subset of narrative.html's list): no img/map/area, which load or link
 # elsewhere, and no font/basefont/center relics.
@@ -116,7 +117,11 @@ def json_html(resource: dict[str, Any]) -> SafeString:
 
 
 def xml_text(resource: dict[str, Any]) -> str:
-    return fhir_xml.dumps(resource, pretty=True).decode()
+    """The XML form, or why there is none (a JSON string with a character XML cannot hold)."""
+    try:
+        return fhir_xml.dumps(resource, pretty=True).decode()
+    except FhirError as exc:
+        return f"(no XML form: {exc.diagnostics})"
 
 
 def local_references(value: Any) -> list[str]:

@@ -215,3 +215,9 @@ def test_picker_finds_patients_practitioners_and_related_persons_by_name(as_admi
     assert {r["reference"] for r in found} == {"Patient/pat-1", "Practitioner/dr-1"}
     exact = as_admin.get("/admin/fhir-user-picker/", {"q": "Patient/pat-1"}).json()["results"]
     assert exact[0]["reference"] == "Patient/pat-1"
+
+
+def test_a_resource_without_an_xml_form_still_shows(as_viewer):
+    row = repository.create("Patient", {"resourceType": "Patient", "name": [{"text": "bell \u0007 here"}]}).stored
+    page = as_viewer.get(f"/admin/fhir/Patient/{row.logical_id}/")
+    assert page.status_code == 200 and page.context["xml"].startswith("(no XML form")
