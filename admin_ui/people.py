@@ -73,6 +73,25 @@ class PersonAdmin(UserAdmin):
                           "description": "Staff open this console; their groups say what they may do here."}),
     )
 
+    # Rights are a superuser's to give: anyone else who may change people (App managers) sets
+    # passwords, staff status and fhirUser, but cannot raise anyone's rights, their own
+    # included, nor touch a superuser's account.
+    RIGHTS = ["is_superuser", "groups", "user_permissions"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else fields + self.RIGHTS
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
     @admin.display(description="FHIR user")
     def fhir_user(self, user: User) -> str:
         link = getattr(user, "fhir_user", None)

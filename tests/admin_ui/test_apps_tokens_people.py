@@ -212,16 +212,33 @@ def person_form(**overrides) -> dict:
     return form
 
 
-def test_creating_a_person_with_staff_rights_and_a_fhir_user(as_it):
+def test_creating_a_person_with_staff_rights_and_a_fhir_user(as_admin):
     repository.update("Practitioner", "dr-1", {"resourceType": "Practitioner", "id": "dr-1"})
     editors = staff("x").groups.model.objects.get(name="Resource editors")
-    response = as_it.post("/admin/auth/user/add/", person_form(groups=[editors.pk]))
+    response = as_admin.post("/admin/auth/user/add/", person_form(groups=[editors.pk]))
     assert response.status_code == 302, response.context["adminform"].form.errors
     user = User.objects.get(username="dr.careful")
     assert user.is_staff and list(user.groups.all()) == [editors] and user.check_password("a long password 123")
     assert FhirUserLink.objects.get(user=user).reference == "Practitioner/dr-1"
-    listed = as_it.get("/admin/auth/user/").content.decode()
+    listed = as_admin.get("/admin/auth/user/").content.decode()
     assert "Practitioner/dr-1" in listed
+
+
+def test_app_managers_create_staff_but_give_no_rights(as_it, it_manager, admin_user):
+    repository.update("Practitioner", "dr-1", {"resourceType": "Practitioner", "id": "dr-1"})
+    editors = staff("x").groups.model.objects.get(name="Resource editors")
+    response = as_it.post("/admin/auth/user/add/", person_form(groups=[editors.pk]))
+    assert response.status_code == 302
+    user = User.objects.get(username="dr.careful")
+    assert user.is_staff and not user.groups.exists()
+    assert FhirUserLink.objects.get(user=user).reference == "Practitioner/dr-1"
+    # not even their own rights, and no superuser's account
+    own = as_it.get(f"/admin/auth/user/{it_manager.pk}/change/")
+    assert own.status_code == 200 and 'name="is_superuser"' not in own.content.decode()
+    assert as_it.post(f"/admin/auth/user/{admin_user.pk}/password/",
+                      {"password1": "x" * 20, "password2": "x" * 20}).status_code == 403
+    assert as_it.post(f"/admin/auth/user/{admin_user.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert User.objects.filter(pk=admin_user.pk).exists()
 
 
 @pytest.mark.parametrize("reference, says", [
