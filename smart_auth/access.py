@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 
+from django.conf import settings
 from django.db import connection
 
 from fhir_api.store.errors import Forbidden, Unauthorized
@@ -107,6 +108,8 @@ class Access:
                 compartment = self.user_compartment
             else:
                 compartment = None
+            if compartment is not None and interaction in "rs" and resource_type in _shared_types():
+                compartment = None  # not patient data: a patient app reads the doctor its data names
             rule = Rule(compartment, scope.query)
             if rule.unrestricted:
                 return EVERYTHING
@@ -116,6 +119,14 @@ class Access:
 
     def unrestricted(self, resource_type: str, interaction: str) -> bool:
         return self.rules(resource_type, interaction) == EVERYTHING
+
+
+def _shared_types() -> frozenset[str]:
+    """Types outside every patient compartment that patient/ (and a Patient user's user/)
+    scopes may read and search in full (SMART_PATIENT_SHARED_TYPES): the practitioners,
+    organizations, locations and medications a patient's records point to. Writes stay in
+    the compartment, where these types never are, so a patient token cannot write them."""
+    return settings.SMART_PATIENT_SHARED_TYPES
 
 
 _VERBS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
