@@ -43,6 +43,7 @@ migrate: $(VENV)/.installed
 # Local development serves without SMART unless the environment says otherwise; `make serve`
 # keeps the default (FHIR_AUTH_REQUIRED=true).
 run: migrate urls
+	$(BIN)/python manage.py collectstatic --noinput >/dev/null
 	@if [ "$${FHIR_AUTH_REQUIRED:-false}" = "false" ]; then \
 	  echo "*** make run: authentication is OFF (FHIR_AUTH_REQUIRED=false): local development only ***"; fi
 	FHIR_AUTH_REQUIRED=$${FHIR_AUTH_REQUIRED:-false} $(BIN)/python manage.py runserver $(HOST):$(PORT)

@@ -119,12 +119,19 @@ FHIR_PATCH_MAX_BYTES = env_limit("FHIR_PATCH_MAX_BYTES", 16 * 1024 * 1024)
 FHIR_REINDEX_MAX_BATCH = env_limit("FHIR_REINDEX_MAX_BATCH", 1000)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The staff console: Django's admin with the console's own site (admin_ui.site).
+    "admin_ui.apps.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # runserver (make run) leaves static files to WhiteNoise, as gunicorn (make serve) does.
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django_filters",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
     "rest_framework",
     "oauth2_provider",
     "fhir_api",
@@ -138,6 +145,11 @@ MIDDLEWARE = [
     # request its X-Request-ID before anything can render an OperationOutcome, and times it.
     "fhirproject.request_log.RequestObservationMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's CSS and scripts) from the app itself: no separate web server.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Console headers, and Secure on the session and CSRF cookies over TLS: above the session
+    # and CSRF middleware, so it sees the cookies they set.
+    "admin_ui.security.ConsoleSecurityMiddleware",
     # Inside SecurityMiddleware, so the OperationOutcomes it substitutes get nosniff and HSTS too.
     "fhir_api.rest.middleware.FhirAnswerMiddleware",
     "fhir_api.rest.cors.CorsMiddleware",
@@ -145,9 +157,39 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a refused (throttled) sign-in into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
+X_FRAME_OPTIONS = "DENY"
+
+# -- the staff console (/admin) -------------------------------------------------------------
+# Sign-ins (the console's and the /auth sign-in screen's) are throttled by django-axes, per
+# account and per client address separately: ADMIN_LOGIN_FAILURES failures lock that account,
+# or that address, for ADMIN_LOCKOUT_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "admin_ui.security.SignInThrottle",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURES", 5, minimum=1, maximum=1000)
+AXES_COOLOFF_TIME = env_int("ADMIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=7 * 24 * 60) / 60
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin_ui/locked_out.html"
+AXES_VERBOSE = False
+# Two-factor sign-in (TOTP): optional for staff; with ADMIN_REQUIRE_2FA superusers must enrol
+# a device and use it at every sign-in before any console page opens.
+ADMIN_REQUIRE_2FA = env_bool("ADMIN_REQUIRE_2FA", False)
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "FHIR server")
+# Session cookies are HttpOnly; over TLS (request.is_secure(), also behind a proxy that sets
+# SECURE_PROXY_SSL_HEADER) admin_ui.security marks the session and CSRF cookies Secure.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# Staff sessions end with the browser and after ADMIN_SESSION_HOURS.
+SESSION_COOKIE_AGE = env_int("ADMIN_SESSION_HOURS", 8, minimum=1, maximum=24 * 30) * 3600
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
 ROOT_URLCONF = "fhirproject.urls"
 APPEND_SLASH = False
@@ -230,6 +272,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
+# WhiteNoise serves STATIC_ROOT (filled by collectstatic in `make run` and `make serve`); it
+# also finds files in the apps directly, so a checkout that never ran collectstatic (tests,
+# a bare runserver) still has its styles.
+WHITENOISE_USE_FINDERS = True
 
 # -- SMART on FHIR / OAuth 2.0 (django-oauth-toolkit, extended through its hooks) ----------
 # https://hl7.org/fhir/smart-app-launch/ ; smart_auth owns the models and the validator.

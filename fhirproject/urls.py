@@ -2,6 +2,7 @@
 server under /auth, the staff admin under /admin."""
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from fhir_api.rest.views.docs import api_docs, api_docs_asset, openapi_json
 from fhirproject.front import front_page, healthz, readyz
@@ -21,5 +22,6 @@ urlpatterns = [
     path("fhir/docs", api_docs, name="api-docs"),
     path("fhir/docs/assets/<str:name>", api_docs_asset, name="api-docs-asset"),
     path("fhir", include("fhir_api.rest.urls")),
+    path("admin", RedirectView.as_view(pattern_name="admin:index")),
     path("admin/", admin.site.urls),
 ]

@@ -150,8 +150,26 @@ def _unknowable_secret() -> str:
     return secrets.token_urlsafe(48)
 
 
-@transaction.atomic
-def register(
+@dataclass(frozen=True)
+class Checked:
+    """A registration's fields after every rule was applied."""
+
+    name: str
+    client_type: str
+    grant_type: str
+    redirect_uris: list[str]
+    allowed_scopes: list[str]
+    jwks: str
+    jwks_uri: str
+    launch_uri: str
+    purpose_of_use: str
+
+    @property
+    def symmetric(self) -> bool:
+        return self.client_type == Client.CLIENT_CONFIDENTIAL and not (self.jwks or self.jwks_uri)
+
+
+def check_registration(
     *,
     name: str,
     redirect_uris: list[str] | None = None,
@@ -163,8 +181,8 @@ def register(
     launch_uri: str | None = None,
     purpose_of_use: str = "",
     break_glass: bool = False,
-) -> Registration:
-    """Validate and store a new client."""
+) -> Checked:
+    """Every rule a registration must follow (for a new client and for a change to one)."""
     name = name.strip()
     if not name:
         raise RegistrationError("--name must not be blank")
@@ -197,37 +215,85 @@ def register(
             purpose.check_allowed(purpose.check_code(purpose_of_use, "--purpose-of-use"), break_glass)
         except purpose.PurposeError as exc:
             raise RegistrationError(str(exc)) from None
-
-    symmetric = not public and not asymmetric
-    secret = generate_client_secret() if symmetric else _unknowable_secret()
-    client = Client(
-        name=name,
-        client_type=Client.CLIENT_PUBLIC if public else Client.CLIENT_CONFIDENTIAL,
-        authorization_grant_type=GRANT_TYPES[grant_type],
-        redirect_uris=" ".join(redirect_uris),
-        client_secret=secret,
-        hash_client_secret=True,
-        # id_tokens are RS256 (OpenID Connect), signed with the server's key.
-        algorithm=Client.RS256_ALGORITHM if grant_type == AUTHORIZATION_CODE else Client.NO_ALGORITHM,
-        allowed_scopes=" ".join(allowed),
-        jwks=jwks_text,
-        jwks_uri=jwks_uri or "",
-        launch_uri=launch_uri or "",
-        purpose_of_use=purpose_of_use,
-        break_glass=break_glass,
-        access_token_lifetime=(settings.SMART_BACKEND_TOKEN_SECONDS if grant_type == CLIENT_CREDENTIALS
-                               else settings.SMART_ACCESS_TOKEN_SECONDS),
-        refresh_token_lifetime=settings.SMART_REFRESH_TOKEN_SECONDS,
+    return Checked(
+        name=name, client_type=Client.CLIENT_PUBLIC if public else Client.CLIENT_CONFIDENTIAL,
+        grant_type=grant_type, redirect_uris=redirect_uris, allowed_scopes=allowed, jwks=jwks_text,
+        jwks_uri=jwks_uri or "", launch_uri=launch_uri or "", purpose_of_use=purpose_of_use,
     )
+
+
+def _apply(client: Client, checked: Checked) -> None:
+    client.name = checked.name
+    client.client_type = checked.client_type
+    client.authorization_grant_type = GRANT_TYPES[checked.grant_type]
+    client.redirect_uris = " ".join(checked.redirect_uris)
+    # id_tokens are RS256 (OpenID Connect), signed with the server's key.
+    client.algorithm = Client.RS256_ALGORITHM if checked.grant_type == AUTHORIZATION_CODE else Client.NO_ALGORITHM
+    client.allowed_scopes = " ".join(checked.allowed_scopes)
+    client.jwks = checked.jwks
+    client.jwks_uri = checked.jwks_uri
+    client.launch_uri = checked.launch_uri
+    client.purpose_of_use = checked.purpose_of_use
+
+
+def _clean(client: Client) -> None:
     try:
         client.full_clean()  # DOT's own rules (redirect URI schemes, ...)
     except ValidationError as exc:
         messages = [f"{field}: {msg}" for field, msgs in exc.message_dict.items() for msg in msgs]
         raise RegistrationError("; ".join(messages).replace("\n", " ")) from None
+
+
+@transaction.atomic
+def register(*, break_glass: bool = False, **fields: Any) -> Registration:
+    """Validate and store a new client (fields: those of check_registration)."""
+    checked = check_registration(break_glass=break_glass, **fields)
+    secret = generate_client_secret() if checked.symmetric else _unknowable_secret()
+    client = Client(
+        client_secret=secret,
+        hash_client_secret=True,
+        break_glass=break_glass,
+        access_token_lifetime=(settings.SMART_BACKEND_TOKEN_SECONDS if checked.grant_type == CLIENT_CREDENTIALS
+                               else settings.SMART_ACCESS_TOKEN_SECONDS),
+        refresh_token_lifetime=settings.SMART_REFRESH_TOKEN_SECONDS,
+    )
+    _apply(client, checked)
+    _clean(client)
     client.save()  # ClientSecretField hashes the secret here
     client.device_id = register_device(client)
     client.save(update_fields=["device_id"])
-    return Registration(client, secret if symmetric else None)
+    return Registration(client, secret if checked.symmetric else None)
+
+
+@transaction.atomic
+def change(client: Client, *, break_glass: bool, is_active: bool, access_token_lifetime: int,
+           refresh_token_lifetime: int, **fields: Any) -> str | None:
+    """Apply a changed registration to a stored client, under the rules of a new one.
+
+    Returns a new client secret when the change made the client confidential symmetric
+    (it had no secret anyone knew): shown once, like at registration.
+    """
+    was_symmetric = authentication(client) == "client_secret_basic"
+    checked = check_registration(break_glass=break_glass, **fields)
+    if access_token_lifetime < 1 or refresh_token_lifetime < 1:
+        raise RegistrationError("token lifetimes must be at least 1 second")
+    _apply(client, checked)
+    client.break_glass = break_glass
+    client.is_active = is_active
+    client.access_token_lifetime = access_token_lifetime
+    client.refresh_token_lifetime = refresh_token_lifetime
+    secret = None
+    if checked.symmetric and not was_symmetric:
+        secret = generate_client_secret()
+    elif not checked.symmetric and was_symmetric:
+        client.client_secret = _unknowable_secret()  # nobody may keep using the old secret
+        client.hash_client_secret = True
+    if secret is not None:
+        client.client_secret = secret
+        client.hash_client_secret = True
+    _clean(client)
+    client.save()
+    return secret
 
 
 def register_device(client: Client) -> str:

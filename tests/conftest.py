@@ -110,3 +110,11 @@ def practitioner(fhir) -> dict[str, Any]:
     })
     assert response.status_code == 201, response.content
     return response.json()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say plainly, even in a quiet run, when the console's browser test could not run."""
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if "no browser" in reason:
+            terminalreporter.write_line(f"SKIPPED {report.nodeid}: {reason.removeprefix('Skipped: ')}", yellow=True)
