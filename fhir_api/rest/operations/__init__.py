@@ -21,6 +21,7 @@ OPERATION_MODULES: list[str] = [
     "fhir_api.rest.operations.meta",
     "fhir_api.rest.operations.validate",
     "fhir_api.rest.operations.reindex",
+    "fhir_api.rest.operations.export",
 ]
 
 
