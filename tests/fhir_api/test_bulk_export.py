@@ -11,6 +11,8 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.core.signals import request_finished
+from django.db import close_old_connections
 
 from fhir_api.store import jobs, repository
 from fhir_api.store.models import Job
@@ -65,10 +67,19 @@ def download(fhir, url: str, headers: dict | None = None) -> list[dict]:
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == "application/fhir+ndjson"
     body = b"".join(response.streaming_content)
-    # The file only: response.close() would signal the end of a request, and Django closes
-    # the database connection then (inside the test's transaction).
-    response.file_to_stream.close()
+    close_quietly(response)
     return [json.loads(line) for line in body.decode().splitlines()]
+
+
+def close_quietly(response) -> None:
+    """Close a streamed response (its file) without the end-of-request signal, on which Django
+    closes the database connection: the test's transaction is still open (as the test
+    client itself does)."""
+    request_finished.disconnect(close_old_connections)
+    try:
+        response.close()
+    finally:
+        request_finished.connect(close_old_connections)
 
 
 def exported(fhir, manifest: dict, headers: dict | None = None) -> dict[str, list[dict]]:
