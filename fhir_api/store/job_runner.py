@@ -69,3 +69,15 @@ def wake_embedded() -> None:
                                          name="fhir-embedded-jobs")
             _embedded.start()
     _wake.set()
+
+
+def stop_embedded(timeout: float = 30) -> None:
+    """Stop this process's runner thread (after its current job); the next wake starts a new one."""
+    global _embedded
+    with _lock:
+        thread, _embedded = _embedded, None
+    if thread is not None:
+        _stop.set()
+        _wake.set()
+        thread.join(timeout)
+        _stop.clear()

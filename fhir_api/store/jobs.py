@@ -74,13 +74,16 @@ def now() -> datetime:
 # -- submitting ------------------------------------------------------------------------------
 
 
-def submit(kind: str, params: dict[str, Any], *, owner_client: str = "", owner_user: int | None = None) -> Job:
-    """A new queued job, handed to the queue once the surrounding transaction commits."""
+def submit(kind: str, params: dict[str, Any], *, owner_client: str = "", owner_user: int | None = None,
+           queue: bool = True) -> Job:
+    """A new queued job, handed to the queue once the surrounding transaction commits (unless
+    `queue` is false: the caller runs it itself with `execute`)."""
     if kind not in _KINDS:
         raise ValueError(f"unknown job kind {kind!r}")
     job = Job.objects.create(id=secrets.token_urlsafe(24), kind=kind, params=params, owner_client=owner_client,
                              owner_user=owner_user, created_at=now())
-    transaction.on_commit(lambda: dispatch(job.id))
+    if queue:
+        transaction.on_commit(lambda: dispatch(job.id))
     return job
 
 

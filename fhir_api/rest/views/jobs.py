@@ -102,9 +102,12 @@ class JobViewSet(FhirViewSet):
         job = _owned(request, job_id)
         if job.status in jobs.ACTIVE:
             _throttle(job)
-            jobs.recover_stale(job.id)  # its worker died: back to the queue (or failed)
+            if jobs.recover_stale(job.id) or job.status == Job.RUNNING:  # its worker died: queued again
+                job.refresh_from_db()
             if settings.FHIR_JOBS == "embedded":
                 jobs.dispatch(job.id)  # this process's runner thread starts if it is not running
+            if job.status == Job.FAILED:
+                raise FhirError(f"The {job.kind} job failed: {job.error}", status=500, code="exception")
             response = HttpResponse(status=202)
             response["X-Progress"] = _progress(job)[:200]
             response["Retry-After"] = str(settings.BULK_EXPORT_RETRY_AFTER)
