@@ -357,3 +357,18 @@ def test_writes_after_the_kick_off_are_not_in_the_export_and_a_since_export_pick
     later = exported(fhir, manifest_of(fhir, since))
     assert {t: ids(r) for t, r in later.items()} == {"Patient": {clinic["ann"]}, "Observation": {newcomer}}
     assert later["Patient"][0]["gender"] == "other"
+
+
+def test_the_capability_statement_declares_the_export_operations(fhir):
+    statement = fhir.get("/metadata").json()
+    assert "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data" in statement["instantiates"]
+    rest = statement["rest"][0]
+    assert {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"} in \
+        rest["operation"]
+    by_type = {r["type"]: r for r in rest["resource"]}
+    assert {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"} \
+        in by_type["Patient"]["operation"]
+    assert {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"} \
+        in by_type["Group"]["operation"]
+    assert not any(op["name"] == "export" for op in by_type["Observation"]["operation"])
+    assert "$export" in rest["documentation"]
