@@ -14,6 +14,9 @@ def start(databases: dict[str, str]) -> None:
     django.setup()
     for alias, name in databases.items():
         settings.DATABASES[alias]["NAME"] = name
+    from fhir_api.rest.warmup import warm_up
+
+    warm_up()  # the R4 definitions once per child, not inside its first file
 
 
 def load(path: str, resume: bool) -> Any:
