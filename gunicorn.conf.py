@@ -8,7 +8,21 @@ else (sync workers serve one connection each: two trickling clients stop both). 
 threads share a process, and the benchmark measured the same or better read throughput
 than sync workers (bench/README.md). fhirproject.settings checks these values at start-up.
 """
+import re
+
+import gunicorn.http.message
+
 from fhirproject.env import env_int, env_str
+
+# Raw UTF-8 in a request target (`GET /fhir/Patient?name:exact=Zoë`, as curl sends a typed
+# URL) must mean what its percent-encoded form means (issue 13). RFC 9112 allows only
+# printable ASCII there and gunicorn refuses anything else with an HTML 400 before Django
+# sees it; this widens its check to the bytes 0x80-0xFF (still refusing controls, spaces
+# and DEL). gunicorn hands the target on as latin-1 text, which Django turns back into the
+# original bytes and decodes as UTF-8, exactly as for `make run`.
+if not hasattr(gunicorn.http.message, "RFC9112_TARGET_INVALID"):
+    raise RuntimeError("gunicorn changed its request-target check: revisit gunicorn.conf.py")
+gunicorn.http.message.RFC9112_TARGET_INVALID = re.compile(r"[^\x21-\x7e\x80-\xff]")
 
 bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000)}"
 workers = env_int("WEB_CONCURRENCY", 2, minimum=1)

@@ -8,6 +8,7 @@ built from the transaction responses, so every search asks for something that ex
 
 from __future__ import annotations
 
+import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -224,6 +225,15 @@ def read_operation(catalog: Catalog) -> Operation:
             session.get(f"Observation/{session.rng.choice(observations)}")
 
     return read
+
+
+def read_paths(catalog: Catalog, seed: int, count: int = 4000) -> list[str]:
+    """The same mix as read_operation, as a list of paths (for wrk)."""
+    rng = random.Random(seed)
+    patients = catalog.ids.get("Patient", [])
+    observations = catalog.ids.get("Observation", [])
+    return [f"Patient/{rng.choice(patients)}" if rng.random() < 0.5 else f"Observation/{rng.choice(observations)}"
+            for _ in range(count)]
 
 
 # -- 3 US Core searches, 4 counting, 5 $everything --------------------------------------------------

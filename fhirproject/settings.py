@@ -272,6 +272,15 @@ SMART_REFRESH_TOKEN_SECONDS = env_int("SMART_REFRESH_TOKEN_SECONDS", 90 * 24 * 3
 # Backend services may register a JWKS URL; fetching one from a private, loopback or
 # link-local address is refused unless this is on (local development and tests).
 SMART_JWKS_ALLOW_PRIVATE = env_bool("SMART_JWKS_ALLOW_PRIVATE", False)
+# Types outside the Patient compartment that patient/ scopes may read and search in full
+# (not patient data; US Core apps read the Practitioner or Medication a record names).
+SMART_PATIENT_SHARED_TYPES = frozenset(env_list("SMART_PATIENT_SHARED_TYPES", [
+    "Practitioner", "PractitionerRole", "Organization", "Location", "Medication", "Substance",
+    "HealthcareService", "Endpoint",
+]))
+# On PostgreSQL each process remembers token lookups and forgets them when the database
+# notifies a change to tokens, clients or users (smart_auth.token_cache); off: look up always.
+SMART_TOKEN_CACHE = env_bool("SMART_TOKEN_CACHE", True)
 # Origins allowed to call the FHIR API from a browser, besides those of registered apps.
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
 LOGIN_URL = "smart:login"

@@ -9,7 +9,9 @@ patient they are related to; a Practitioner or staff member: what the scopes all
 match it. This module only describes the access; fhir_search turns it into SQL, so the
 narrowing is part of every query rather than a filter applied afterwards.
 
-Looking a token up is one indexed SELECT (by the SHA-256 DOT stores instead of the token).
+Looking a token up is one indexed SELECT (by the SHA-256 DOT stores instead of the token),
+remembered by each process on PostgreSQL until the database says something changed
+(smart_auth.token_cache).
 """
 from __future__ import annotations
 
@@ -18,10 +20,13 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 
+from django.conf import settings
 from django.db import connection
 
 from fhir_api.store.errors import Forbidden, Unauthorized
+from smart_auth import token_cache
 from smart_auth.scopes import ClinicalScope, ScopeError, parse_clinical
 
 REALM = 'Bearer realm="fhir"'
@@ -103,6 +108,8 @@ class Access:
                 compartment = self.user_compartment
             else:
                 compartment = None
+            if compartment is not None and interaction in "rs" and resource_type in _shared_types():
+                compartment = None  # not patient data: a patient app reads the doctor its data names
             rule = Rule(compartment, scope.query)
             if rule.unrestricted:
                 return EVERYTHING
@@ -128,9 +135,18 @@ def from_snapshot(saved: dict) -> Access:
                   user_id=saved.get("user_id"), purpose_of_use=saved.get("purpose_of_use") or "")
 
 
+def _shared_types() -> frozenset[str]:
+    """Types outside every patient compartment that patient/ (and a Patient user's user/)
+    scopes may read and search in full (SMART_PATIENT_SHARED_TYPES): the practitioners,
+    organizations, locations and medications a patient's records point to. Writes stay in
+    the compartment, where these types never are, so a patient token cannot write them."""
+    return settings.SMART_PATIENT_SHARED_TYPES
+
+
 _VERBS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
 
 
+@lru_cache(maxsize=1024)
 def scopes_of(scope: str) -> tuple[ClinicalScope, ...]:
     out = []
     for item in scope.split():
@@ -171,6 +187,12 @@ def _lookup_sql() -> str:
     return _SQL
 
 
+def _lookup(checksum: str) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_lookup_sql(), [checksum])
+        return cursor.fetchone()
+
+
 def bearer_token(authorization: str | None) -> str:
     """The token of an `Authorization: Bearer` header (RFC 6750 section 2.1)."""
     if not authorization:
@@ -192,9 +214,7 @@ def _invalid() -> Unauthorized:
 def access_for_token(token: str) -> Access:
     """The access a bearer token gives; Unauthorized when it is unknown, expired or revoked."""
     checksum = hashlib.sha256(token.encode()).hexdigest()
-    with connection.cursor() as cursor:
-        cursor.execute(_lookup_sql(), [checksum])
-        row = cursor.fetchone()
+    row = token_cache.lookup(checksum, lambda: _lookup(checksum))
     if row is None:
         raise _invalid()
     (token_id, expires, scope, user_id, client_id, client_active,

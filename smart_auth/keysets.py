@@ -3,8 +3,9 @@
 https://hl7.org/fhir/smart-app-launch/client-confidential-asymmetric.html -- a JWKS URL is
 fetched only for a registered client, with a short timeout, a size limit and a cache, and
 never from a private, loopback or link-local address unless SMART_JWKS_ALLOW_PRIVATE is on
-(every address the host resolves to is checked, and redirects are not followed, so a public
-name cannot hand the request to an internal service).
+(every address the host resolves to is checked, the connection goes to the checked address,
+and redirects are not followed, so a public name cannot hand the request to an internal
+service).
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-import requests
+import certifi
+import urllib3
 from django.conf import settings
 from jwcrypto import jwk
 
@@ -77,18 +79,22 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def _check_host(host: str, port: int) -> None:
-    """Refuse hosts that resolve to addresses inside the network (SSRF)."""
-    if settings.SMART_JWKS_ALLOW_PRIVATE:
-        return
+def _address(host: str, port: int) -> str:
+    """The one address the JWKS request connects to. The name is resolved once, here, and
+    the connection goes to that address (the Host header and the TLS certificate check keep
+    the name), so a name that answers a public address to this check and a private one to a
+    second lookup (DNS rebinding) cannot hand the request to an internal service."""
     try:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except OSError:
         raise KeySetError(f"the JWKS host {host!r} cannot be resolved") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        if not address.is_global or address.is_multicast:
+    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    if not settings.SMART_JWKS_ALLOW_PRIVATE:
+        if any(not a.is_global or a.is_multicast for a in addresses):
             raise KeySetError(f"the JWKS host {host!r} resolves to a non-public address")
+    if not addresses:
+        raise KeySetError(f"the JWKS host {host!r} cannot be resolved")
+    return str(addresses[0])
 
 
 def fetch(uri: str) -> str:
@@ -98,17 +104,31 @@ def fetch(uri: str) -> str:
         raise KeySetError("the JWKS URL must be an absolute https URL")
     if parts.scheme == "http" and not settings.SMART_JWKS_ALLOW_PRIVATE:
         raise KeySetError("the JWKS URL must use https")
-    _check_host(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    address = _address(parts.hostname, port)
+    timeout = urllib3.Timeout(connect=FETCH_TIMEOUT, read=FETCH_TIMEOUT)
+    if parts.scheme == "https":
+        pool = urllib3.HTTPSConnectionPool(
+            address, port, timeout=timeout, retries=False, maxsize=1, server_hostname=parts.hostname,
+            assert_hostname=parts.hostname, cert_reqs="CERT_REQUIRED", ca_certs=certifi.where())
+    else:
+        pool = urllib3.HTTPConnectionPool(address, port, timeout=timeout, retries=False, maxsize=1)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        with requests.get(uri, timeout=FETCH_TIMEOUT, stream=True, allow_redirects=False,
-                          headers={"Accept": "application/json"}) as response:
-            if response.status_code != 200:
-                raise KeySetError(f"the JWKS URL answered HTTP {response.status_code}")
+        response = pool.urlopen("GET", target, headers={"Host": parts.netloc, "Accept": "application/json"},
+                                redirect=False, preload_content=False, assert_same_host=False)
+        try:
+            if response.status != 200:
+                raise KeySetError(f"the JWKS URL answered HTTP {response.status}")
             body = b""
-            for chunk in response.iter_content(8192):
+            for chunk in response.stream(8192):
                 body += chunk
                 if len(body) > MAX_BYTES:
                     raise KeySetError("the JWKS document is too large")
-    except requests.RequestException as exc:
+        finally:
+            response.release_conn()
+    except urllib3.exceptions.HTTPError as exc:
         raise KeySetError(f"the JWKS URL could not be fetched ({type(exc).__name__})") from None
+    finally:
+        pool.close()
     return body.decode("utf-8", "replace")

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, set_token_value
 
-from smart_auth.models import Client, TokenContext
+from smart_auth.models import Client, FhirUserLink, TokenContext
 
 
 def make_client(name: str = "test app", **fields: Any) -> Client:
@@ -22,9 +22,17 @@ def make_client(name: str = "test app", **fields: Any) -> Client:
     return Client.objects.create(name=name, **{**defaults, **fields})
 
 
-def make_user(username: str, *, staff: bool = False, active: bool = True):
-    return get_user_model().objects.create_user(username=username, password="pw-" + username, is_staff=staff,
+PASSWORD = "correct horse battery staple"
+
+
+def make_user(username: str, fhir_user: str = "", *, staff: bool = False, active: bool = True):
+    """A person who can sign in with PASSWORD; `fhir_user` ("Practitioner/x") links their record."""
+    user = get_user_model().objects.create_user(username=username, password=PASSWORD, is_staff=staff,
                                                 is_active=active)
+    if fhir_user:
+        kind, _, ident = fhir_user.partition("/")
+        FhirUserLink.objects.create(user=user, resource_type=kind, logical_id=ident)
+    return user
 
 
 def mint(

@@ -51,6 +51,10 @@ def _auth_off_unless_asked(request, settings):
     """FHIR semantics are tested with authentication off (as `make run` serves); tests of
     SMART enforcement turn it on with the `auth_on` marker or by setting it themselves."""
     settings.FHIR_AUTH_REQUIRED = request.node.get_closest_marker("auth_on") is not None
+    # Remembered token lookups are forgotten on the database's NOTIFY, which is sent at
+    # commit; tests run in a transaction that never commits, so they look tokens up every
+    # time. tests/smart_enforcement/test_token_cache.py tests the cache with real commits.
+    settings.SMART_TOKEN_CACHE = False
 
 
 @pytest.fixture(autouse=True)

@@ -54,7 +54,7 @@ def serving(request: HttpRequest, access: Access | None) -> Iterator[None]:
         return
     token = current.set(access)
     try:
-        with repository.guarded(_write_guard(access)):
+        with repository.guarded(_WriteGuard(access)):
             yield
     finally:
         current.reset(token)
@@ -70,30 +70,29 @@ def require_visible(request: HttpRequest, resource_type: str, logical_id: str, i
     """The interaction is allowed on this type and this resource is within reach; a resource out
     of reach is answered as not found (404), exactly as one that does not exist."""
     require(request, resource_type, interaction)
-    if not reachable(request, resource_type, logical_id, interaction):
+    access = getattr(request, "access", None)
+    condition = None if access is None else access_sql.type_condition(access, resource_type, interaction)
+    if condition is None:
+        return
+    # Only a current resource can be shown to be within reach (a deleted one has no index
+    # rows to test): under a narrowed token a deleted resource answers 404, not 410, so
+    # that another patient's deletions are not revealed.
+    rows = Resource.objects.filter(resource_type=resource_type, logical_id=logical_id, deleted=False)
+    if not rows.filter(condition).exists():
         raise NotFound(f"{resource_type}/{logical_id} is not known")
 
 
-def reachable(request: HttpRequest, resource_type: str, logical_id: str, interaction: str) -> bool:
-    access = getattr(request, "access", None)
-    if access is None:
-        return True
-    condition = access_sql.type_condition(access, resource_type, interaction)
-    if condition is None:
-        return True
-    rows = Resource.objects.filter(resource_type=resource_type, logical_id=logical_id, deleted=False)
-    if rows.filter(condition).exists():  # the usual case: one query
-        return True
-    # A resource that does not exist (or is deleted) is not "out of reach": let the
-    # interaction answer as it would (404/410, update-as-create), the guard checks writes.
-    return not rows.exists()
-
-
 def require_writable(request: HttpRequest, resource_type: str, logical_id: str, interaction: str) -> None:
-    """Update, patch or delete of an existing resource: it must be within the token's reach
-    for that interaction (403 otherwise; the write guard then checks the new version)."""
+    """An operation that changes an existing resource without writing a version (so the
+    store's write guard does not see it): the resource must be within the token's reach for
+    that interaction (403 otherwise). A resource that does not exist is left to the operation."""
     require(request, resource_type, interaction)
-    if not reachable(request, resource_type, logical_id, interaction):
+    access = getattr(request, "access", None)
+    condition = None if access is None else access_sql.type_condition(access, resource_type, interaction)
+    if condition is None:
+        return
+    rows = Resource.objects.filter(resource_type=resource_type, logical_id=logical_id, deleted=False)
+    if not rows.filter(condition).exists() and rows.exists():
         raise Forbidden(f"{resource_type}/{logical_id} is outside what the access token may change")
 
 
@@ -105,18 +104,24 @@ def visible_condition(request: HttpRequest, types: tuple[str, ...] | None, inter
     return access_sql.condition(types, interaction, access)
 
 
-def _write_guard(access: Access):
-    def guard(rows: list[tuple[Resource, bool]]) -> None:
-        for row, created in rows:
-            interaction = "c" if created else "u"
-            access.require(row.resource_type, interaction)
-            condition = access_sql.type_condition(access, row.resource_type, interaction)
-            if condition is None:
-                continue
-            if not Resource.objects.filter(pk=row.pk).filter(condition).exists():
-                raise Forbidden(
-                    f"{row.resource_type}/{row.logical_id} would be outside what the access token may "
-                    f"{'create' if created else 'update'} (its patient compartment or scope query)"
-                )
+class _WriteGuard:
+    """The store's write guard for one token (repository.WriteGuard)."""
 
-    return guard
+    _verbs = {"c": "create", "u": "update", "d": "delete"}
+
+    def __init__(self, access: Access) -> None:
+        self.access = access
+
+    def before(self, row: Resource, interaction: str) -> None:
+        self._check(row, interaction, "is outside what the access token may")
+
+    def after(self, rows: list[tuple[Resource, bool]]) -> None:
+        for row, created in rows:
+            self._check(row, "c" if created else "u", "would be outside what the access token may")
+
+    def _check(self, row: Resource, interaction: str, why: str) -> None:
+        self.access.require(row.resource_type, interaction)
+        condition = access_sql.type_condition(self.access, row.resource_type, interaction)
+        if condition is not None and not Resource.objects.filter(pk=row.pk).filter(condition).exists():
+            raise Forbidden(f"{row.resource_type}/{row.logical_id} {why} {self._verbs[interaction]} "
+                            "(its patient compartment or scope query)")

@@ -366,7 +366,7 @@ def _identify(entry: Entry) -> None:
         elif entry.query:
             params = conditional.parse_criteria(entry.query)
             conditional.lock_criteria(rtype, params)
-            found = conditional.matches(rtype, params, limit=2)
+            found = conditional.matches(rtype, params, limit=2, interaction="d" if entry.method == "DELETE" else "u")
             if len(found) > 1:
                 raise PreconditionFailed(f"The criteria matched {len(found)} resources")
             if found:
@@ -403,14 +403,14 @@ def _execute(request: HttpRequest, entry: Entry) -> None:
         _written(entry, repository.create(entry.resource_type, entry.resource, logical_id=new_id))
     elif method == "PUT":
         rtype, logical_id = entry.target.split("/", 1)
-        authorization.require_writable(request, rtype, logical_id, "u")
+        authorization.require(request, rtype, "u")
         content = entry.resource
         if not entry.logical_id:  # conditional update: the body takes the matched id
             content = {**content, "id": logical_id}
         _written(entry, repository.update(rtype, logical_id, content, if_match=if_match))
     elif method == "PATCH":
         rtype, logical_id = entry.target.split("/", 1)
-        authorization.require_writable(request, rtype, logical_id, "u")
+        authorization.require(request, rtype, "u")
         _written(entry, repository.patch(rtype, logical_id, _patcher(entry), if_match=if_match))
     elif method == "DELETE":
         authorization.require(request, entry.resource_type, "d")
@@ -418,7 +418,6 @@ def _execute(request: HttpRequest, entry: Entry) -> None:
             entry.response = {"status": _status(204)}
             return
         rtype, logical_id = entry.target.split("/", 1)
-        authorization.require_writable(request, rtype, logical_id, "d")
         written = repository.delete(rtype, logical_id, if_match=if_match)
         entry.response = {"status": _status(204)}
         if written is not None and written.changed:

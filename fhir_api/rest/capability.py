@@ -27,8 +27,8 @@ SYSTEM_INTERACTIONS = ("transaction", "batch", "search-system", "history-system"
 COMMON_SEARCH_PARAMS = ("_sort", "_count", "_include", "_revinclude", "_summary", "_elements", "_total", "_has")
 
 PARTIAL = (
-    "Partial: SMART patient/ scopes reach only the R4 Patient compartment (not shared resources "
-    "such as Practitioner or Medication). Not yet supported: "
+    "SMART patient/ scopes reach the R4 Patient compartment and read the shared types of "
+    "SMART_PATIENT_SHARED_TYPES (Practitioner, Organization, Medication, ...). Not yet supported: "
     "validation of FHIRPath invariants, terminology bindings and meta.profile; "
     "operations not listed in `operation`; search parameters and modifiers that are "
     "not listed per resource (e.g. _query, near, :above/:below on references); terminology "

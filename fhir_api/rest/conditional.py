@@ -42,10 +42,13 @@ def lock_criteria(resource_type: str, params: list[tuple[str, str]]) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
-def matches(resource_type: str, params: list[tuple[str, str]], limit: int = 2) -> list[str]:
+def matches(resource_type: str, params: list[tuple[str, str]], limit: int = 2, interaction: str = "s") -> list[str]:
+    """Ids matching the criteria among what the current token reaches for `interaction`:
+    a conditional update, patch or delete matches only what the token may change, so what
+    is out of its reach is neither changed nor revealed (it matches nothing)."""
     from fhir_search.service import match
 
-    return match(resource_type, params, limit=limit)
+    return match(resource_type, params, limit=limit, interaction=interaction)
 
 
 def create(resource_type: str, content: dict[str, Any], criteria: str) -> repository.Written | repository.Stored:
@@ -68,7 +71,7 @@ def update(
     params = parse_criteria(criteria)
     with transaction.atomic():
         lock_criteria(resource_type, params)
-        found = matches(resource_type, params)
+        found = matches(resource_type, params, interaction="u")
         if len(found) > 1:
             raise PreconditionFailed(f"The criteria matched {len(found)} {resource_type} resources")
         body_id = content.get("id") if isinstance(content, dict) else None
@@ -87,7 +90,7 @@ def delete(resource_type: str, criteria: str, *, allow_multiple: bool = False) -
     limit = settings.FHIR_CONDITIONAL_DELETE_MAX if allow_multiple else 2
     with transaction.atomic():
         lock_criteria(resource_type, params)
-        found = matches(resource_type, params, limit=limit + 1)
+        found = matches(resource_type, params, limit=limit + 1, interaction="d")
         if len(found) > 1 and not allow_multiple:
             raise PreconditionFailed(
                 f"The criteria matched {len(found)} {resource_type} resources; "
@@ -110,7 +113,7 @@ def patch(
     params = parse_criteria(criteria)
     with transaction.atomic():
         lock_criteria(resource_type, params)
-        found = matches(resource_type, params)
+        found = matches(resource_type, params, interaction="u")
         if not found:
             raise NotFound(f"No {resource_type} matches the criteria")
         if len(found) > 1:

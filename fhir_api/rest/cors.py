@@ -1,6 +1,8 @@
 """CORS for browser apps on the FHIR API (https://fetch.spec.whatwg.org/#http-cors-protocol).
 
-SMART apps that run in a browser call /fhir from their own origin. An origin is allowed when
+SMART apps that run in a browser call /fhir from their own origin, and public apps also
+exchange their code and refresh their tokens at /auth/token (and revoke at /auth/revoke)
+with fetch, so those two endpoints answer CORS the same way. An origin is allowed when
 it is the origin of a registered app's redirect or launch URI, or listed in
 CORS_ALLOWED_ORIGINS. Answers to allowed origins carry `Access-Control-Allow-Origin` and expose the
 FHIR headers a client reads (Location, ETag, ...). Other origins get no CORS headers, so the
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import cache
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -60,13 +63,28 @@ class _Origins:
 ORIGINS = _Origins()
 
 
+@cache
+def _token_endpoints() -> frozenset[str]:
+    from django.urls import reverse
+
+    return frozenset({reverse("smart:token"), reverse("smart:revoke")})
+
+
+def _applies(path: str) -> bool:
+    """The FHIR API and the token endpoints; the discovery documents answer CORS for any
+    origin themselves (smart_auth.discovery)."""
+    if path.startswith("/fhir"):
+        return not path.startswith("/fhir/.well-known/")
+    return path in _token_endpoints()
+
+
 class CorsMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path.startswith("/fhir") or request.path.startswith("/fhir/.well-known/"):
-            return self.get_response(request)  # discovery documents answer CORS for any origin
+        if not _applies(request.path):
+            return self.get_response(request)
         origin = request.META.get("HTTP_ORIGIN")
         allowed = bool(origin) and ORIGINS.allowed(origin)
         response = self.get_response(request)  # OPTIONS: the view answers with its route's Allow

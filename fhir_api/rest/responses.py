@@ -30,13 +30,15 @@ from fhir_api.store.errors import (
 )
 from fhir_api.rest.formats import DEFAULT, Format, response_format
 from fhir_api.store.repository import Stored
+from smart_auth import endpoints
 
 logger = logging.getLogger(__name__)
 
 
 def base_url(request: HttpRequest) -> str:
-    """The FHIR base that links and Location headers are built on."""
-    return settings.FHIR_BASE_URL or request.build_absolute_uri("/fhir")
+    """The FHIR base that links and Location headers are built on: the same one the
+    authorization server names as the token audience (smart_auth.endpoints)."""
+    return endpoints.fhir_base(request)
 
 
 def _format_of(request: HttpRequest | None) -> Format:

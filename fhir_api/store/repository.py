@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
@@ -212,6 +212,7 @@ def patch(
         if row.deleted:
             raise Gone(f"{resource_type}/{logical_id} was deleted")
         _check_version(row, if_match)
+        _check_guard_before(row, "u")  # before the patch runs: its errors would tell what it holds
         patched = apply(jsonio.loads(row.data))
         if isinstance(patched, dict) and patched.get("id") != logical_id:
             raise BadRequest("A patch may not change the resource id or type")
@@ -295,6 +296,8 @@ def _next_version(
         _check_version(row, if_match)
         if content is None and (row is None or row.deleted):
             return None, False
+        if row is not None and not row.deleted:  # its index rows still describe the old version
+            _check_guard_before(row, "d" if content is None else "u")
         at = now()
         if row is None:
             if if_match is not None:
@@ -364,10 +367,17 @@ def create_many(items: list[tuple[str, str, dict[str, Any]]]) -> list[Written]:
 
 # -- the write guard ----------------------------------------------------------------------
 # Who may write what is decided above the store (the REST floor knows the token); the store
-# only promises to ask. A guard sees each written row after its index rows exist, inside
-# the write's transaction, so it can check the new version with the same SQL that narrows
-# reads; raising rolls the whole write back. `created`: a new resource (or one restored).
-WriteGuard = Callable[[list[tuple[Resource, bool]]], None]
+# only promises to ask, twice, inside the write's transaction so that raising rolls it all
+# back: before an existing resource changes (its index rows still describe the version
+# being replaced: may this one be updated or deleted?), and after each row is written, once
+# its new index rows exist (may the new version be created or updated?). Both use the same
+# SQL that narrows reads. `created`: a new resource (or one restored).
+class WriteGuard(Protocol):
+    def before(self, row: Resource, interaction: str) -> None: ...
+
+    def after(self, rows: list[tuple[Resource, bool]]) -> None: ...
+
+
 _guard: ContextVar[WriteGuard | None] = ContextVar("write_guard", default=None)
 
 
@@ -381,10 +391,16 @@ def guarded(guard: WriteGuard | None) -> Iterator[None]:
         _guard.reset(token)
 
 
+def _check_guard_before(row: Resource, interaction: str) -> None:
+    guard = _guard.get()
+    if guard is not None:
+        guard.before(row, interaction)
+
+
 def _check_guard(rows: list[tuple[Resource, bool]]) -> None:
     guard = _guard.get()
     if guard is not None:
-        guard(rows)
+        guard.after(rows)
 
 
 def _note_written(rows: int) -> None:

@@ -109,7 +109,8 @@ def test_smart_auth_never_imports_the_rest_floor_or_the_admin():
 def test_the_access_module_stands_on_the_store_and_its_own_floor_only():
     def allowed(target: str) -> bool:
         return any(_under(target, p) for p in (
-            "smart_auth.access", "smart_auth.scopes", "smart_auth.models", "fhir_api.store"))
+            "smart_auth.access", "smart_auth.scopes", "smart_auth.models", "smart_auth.token_cache",
+            "fhir_api.store"))
 
     assert _violations("smart_auth.access", allowed) == []
 

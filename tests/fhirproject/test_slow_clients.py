@@ -83,3 +83,26 @@ def test_ten_trickling_clients_do_not_delay_a_normal_read_by_a_second():
                 assert status == 200
                 assert elapsed < 1.0, f"a normal read took {elapsed:.2f} s behind ten slow clients"
             assert all(p for p in trickler.pending), "a slow client finished: the test did not hold them open"
+
+
+def test_raw_utf8_in_the_query_string_means_what_the_percent_encoded_form_means():
+    """`Patient?name:exact=Zoë` typed raw (curl does not encode it) under `make serve`."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the production server runs on PostgreSQL")
+    repository.create("Patient", {"resourceType": "Patient", "name": [{"family": "Zoë"}]})
+    with serve(database_url(connection.settings_dict)) as server:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall("GET /fhir/Patient?name:exact=Zoë HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/fhir+json\r\n"
+                         "Connection: close\r\n\r\n".encode())
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        status, _, encoded = request(server.port, "GET", "/fhir/Patient?name:exact=Zo%C3%AB")
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        assert status == 200 and b'"total":1' in encoded.replace(b" ", b"")
+        assert b'"total":1' in body.replace(b" ", b"") or b'"total": 1' in body
+        # controls and spaces are still refused
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"GET /fhir/Patient?name=a\x01b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 400")

@@ -21,7 +21,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import django
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import ManagementUtility, call_command
 from django.db import connections
 from jwcrypto import jwk, jwt
@@ -29,12 +28,12 @@ from oauth2_provider.models import AbstractApplication
 
 from fhir_api.store import repository
 from smart_auth import keysets
-from smart_auth.models import Client, FhirUserLink
+from smart_auth.models import Client
+from tests.access_tokens import PASSWORD, make_user  # noqa: F401 (shared with the enforcement tests)
 
 FHIR_BASE = "http://testserver/fhir"
 TOKEN_URL = "http://testserver/auth/token"
 REDIRECT = "https://app.example/callback"
-PASSWORD = "correct horse battery staple"
 
 
 @dataclass
@@ -70,14 +69,6 @@ def make_client(*, name="Growth Chart", public=False, grant=AbstractApplication.
 
 def make_resource(resource_type: str, logical_id: str, **content) -> None:
     repository.create(resource_type, {"resourceType": resource_type, **content}, logical_id=logical_id)
-
-
-def make_user(username: str, fhir_user: str = "", staff: bool = False):
-    user = get_user_model().objects.create_user(username=username, password=PASSWORD, is_staff=staff)
-    if fhir_user:
-        kind, _, ident = fhir_user.partition("/")
-        FhirUserLink.objects.create(user=user, resource_type=kind, logical_id=ident)
-    return user
 
 
 def pkce_pair() -> tuple[str, str]:

@@ -280,7 +280,7 @@ def test_private_loopback_and_link_local_hosts_are_never_fetched(host, settings,
     from smart_auth import keysets
 
     settings.SMART_JWKS_ALLOW_PRIVATE = False
-    monkeypatch.setattr(keysets.requests, "get", lambda *a, **k: pytest.fail("must not fetch"))
+    monkeypatch.setattr(keysets.urllib3.HTTPSConnectionPool, "urlopen", lambda *a, **k: pytest.fail("must not fetch"))
     with pytest.raises(keysets.KeySetError):
         keysets.fetch(f"https://{host}/jwks.json")
 
@@ -292,9 +292,29 @@ def test_a_public_name_resolving_to_a_private_address_is_refused(settings, monke
     monkeypatch.setattr(keysets.socket, "getaddrinfo", lambda *a, **k: [
         (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443)),
         (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.5", 443))])
-    monkeypatch.setattr(keysets.requests, "get", lambda *a, **k: pytest.fail("must not fetch"))
+    monkeypatch.setattr(keysets.urllib3.HTTPSConnectionPool, "urlopen", lambda *a, **k: pytest.fail("must not fetch"))
     with pytest.raises(keysets.KeySetError, match="non-public"):
         keysets.fetch("https://keys.example.com/jwks.json")
+
+
+def test_the_jwks_host_is_resolved_once_and_the_checked_address_is_the_one_connected(jwks_server, settings,
+                                                                                   monkeypatch):
+    """DNS rebinding: a second lookup could answer a private address; there is none."""
+    from smart_auth import keysets
+
+    settings.SMART_JWKS_ALLOW_PRIVATE = True  # the test server is on loopback
+    real = socket.getaddrinfo
+    asked = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        asked.append(host)
+        return real("127.0.0.1" if host == "keys.example.test" else host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    port = jwks_server.server.server_address[1]
+    assert "keys" in keysets.fetch(f"http://keys.example.test:{port}/jwks.json")
+    assert asked.count("keys.example.test") == 1 and jwks_server.hits == 1
+    assert set(asked) <= {"keys.example.test", "127.0.0.1"}
 
 
 def test_oversized_jwks_document_is_refused(jwks_server, settings):

@@ -58,3 +58,27 @@ def test_answers_to_an_allowed_origin_expose_fhir_headers(client, world, setting
 def test_options_without_cors_answers_allow(client):
     response = client.options("/fhir/Patient")
     assert response.status_code == 200 and "GET" in response["Allow"]
+
+
+def test_a_public_apps_origin_may_call_the_token_and_revocation_endpoints(client):
+    make_client(redirect_uris="https://app.example.org/callback")
+    for path in ("/auth/token", "/auth/revoke"):
+        response = client.options(path, HTTP_ORIGIN="https://app.example.org",
+                                  HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+                                  HTTP_ACCESS_CONTROL_REQUEST_HEADERS="content-type")
+        assert response.status_code == 200, path
+        assert response["Access-Control-Allow-Origin"] == "https://app.example.org"
+        assert "POST" in response["Access-Control-Allow-Methods"]
+    refused = client.post("/auth/token", "grant_type=authorization_code&code=nope",
+                          content_type="application/x-www-form-urlencoded", HTTP_ORIGIN="https://app.example.org")
+    assert refused.status_code in (400, 401)  # the browser can read why the exchange failed
+    assert refused["Access-Control-Allow-Origin"] == "https://app.example.org"
+
+
+def test_the_authorization_page_and_unknown_origins_get_no_cors(client):
+    make_client(redirect_uris="https://app.example.org/callback")
+    response = client.options("/auth/token", HTTP_ORIGIN="https://evil.example.com",
+                              HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST")
+    assert "Access-Control-Allow-Origin" not in response
+    page = client.get("/auth/authorize", HTTP_ORIGIN="https://app.example.org")
+    assert "Access-Control-Allow-Origin" not in page

@@ -38,7 +38,22 @@ def test_read_of_another_patients_data_is_404_like_a_missing_resource(fhir, worl
     assert fhir.get(f"/Observation/{world['bob_lab']}/_history", headers=alice_token).status_code == 404
 
 
-def test_resources_outside_every_compartment_are_out_of_reach(fhir, world, alice_token):
+def test_shared_types_outside_the_compartment_are_readable_but_not_writable(fhir, world, alice_token):
+    """SMART_PATIENT_SHARED_TYPES: Practitioner, Organization, Medication... are not patient
+    data; a patient app reads the doctor its records name (US Core), and cannot change them."""
+    assert fhir.get(f"/Practitioner/{world['doc']}", headers=alice_token).status_code == 200
+    assert ids(fhir.get("/Practitioner", headers=alice_token)) == [world["doc"]]
+    found = ids(fhir.get("/Patient", headers=alice_token, _include="Patient:general-practitioner"))
+    assert found == sorted([world["alice"], world["doc"]])
+    changed = {"resourceType": "Practitioner", "id": world["doc"], "name": [{"family": "Changed"}]}
+    assert fhir.put(f"/Practitioner/{world['doc']}", changed, headers=alice_token).status_code == 403
+    assert fhir.post("/Practitioner", {"resourceType": "Practitioner"}, headers=alice_token).status_code == 403
+    assert fhir.delete(f"/Practitioner/{world['doc']}", headers=alice_token).status_code == 403
+
+
+def test_without_shared_types_resources_outside_every_compartment_are_out_of_reach(fhir, world, alice_token,
+                                                                                     settings):
+    settings.SMART_PATIENT_SHARED_TYPES = frozenset()
     assert fhir.get(f"/Practitioner/{world['doc']}", headers=alice_token).status_code == 404
     assert ids(fhir.get("/Practitioner", headers=alice_token)) == []
 
@@ -76,8 +91,8 @@ def test_include_revinclude_and_iterate_stay_in_the_compartment(fhir, world, ali
     found = ids(fhir.get("/Observation", headers=alice_token, _id=world["alice_lab"],
                          **{"_revinclude:iterate": "Observation:has-member"}))
     assert world["bob_panel"] not in found
-    found = ids(fhir.get("/Encounter", headers=alice_token, _include="Encounter:participant"))
-    assert world["doc"] not in found  # the Practitioner is not in Alice's compartment
+    found = ids(fhir.get("/Encounter", headers=alice_token, _revinclude="Observation:encounter"))
+    assert world["bob_lab"] not in found and world["bob_enc"] not in found
 
 
 def test_chains_and_has_cannot_probe_another_patient(fhir, world, alice_token):
@@ -85,7 +100,12 @@ def test_chains_and_has_cannot_probe_another_patient(fhir, world, alice_token):
     assert ids(fhir.get("/Observation", headers=alice_token, **{"subject:Patient.family": "Alpha"})) == sorted(
         [world["alice_lab"], world["alice_vital"]])
     assert ids(fhir.get("/Patient", headers=alice_token, **{"_has:Observation:subject:_id": world["bob_lab"]})) == []
-    assert ids(fhir.get("/Patient", headers=alice_token, **{"general-practitioner.family": "Careful"})) == []
+    assert ids(fhir.get("/Patient", headers=alice_token, **{"general-practitioner.family": "Careful"})) == [
+        world["alice"]]  # the Practitioner is a shared type; the Patient side stays narrowed
+    # From the shared side, _has may not look into another patient's record.
+    assert ids(fhir.get("/Practitioner", headers=alice_token, **{"_has:Patient:general-practitioner:family": "Beta"})) == []
+    assert ids(fhir.get("/Practitioner", headers=alice_token, **{"_has:Patient:general-practitioner:family": "Alpha"})) == [
+        world["doc"]]
 
 
 def test_history_shows_only_the_patients_versions(fhir, world, alice_token):
@@ -98,7 +118,8 @@ def test_history_shows_only_the_patients_versions(fhir, world, alice_token):
 
 def test_everything_and_compartment_search_stay_with_the_patient(fhir, world, alice_token):
     found = ids(fhir.get(f"/Patient/{world['alice']}/$everything", headers=alice_token))
-    assert world["alice_lab"] in found and world["bob_lab"] not in found and world["doc"] not in found
+    assert world["alice_lab"] in found and world["bob_lab"] not in found and world["bob"] not in found
+    assert world["doc"] in found  # the Practitioner Alice's record names (a shared type)
     assert fhir.get(f"/Patient/{world['bob']}/$everything", headers=alice_token).status_code == 404
     assert ids(fhir.get(f"/Patient/{world['bob']}/Observation", headers=alice_token)) == []
 
@@ -157,3 +178,52 @@ def test_a_v2_query_restricted_scope_narrows_results_exactly(fhir, world):
     assert ids(fhir.get("/Observation", headers=token)) == [world["alice_lab"]]
     assert fhir.get(f"/Observation/{world['alice_vital']}", headers=token).status_code == 404
     assert fhir.get("/Observation", headers=token, _summary="count").json()["total"] == 1
+
+
+def test_conditional_writes_match_only_what_the_token_may_change(fhir, world, alice_token):
+    """PUT/PATCH/DELETE [type]?criteria under a patient token never reach another patient's
+    resource: out of reach, it matches nothing (update creates, patch is 404, delete is a no-op)."""
+    before = repository.read("Observation", world["bob_lab"])
+    criteria = f"/Observation?_id={world['bob_lab']}"
+    updated = fhir.send("PUT", criteria, observation(world["alice"]), headers=alice_token)
+    assert updated.status_code == 201 and updated.json()["id"] != world["bob_lab"]
+    patched = fhir.send("PATCH", criteria, [{"op": "replace", "path": "/status", "value": "amended"}],
+                        content_type="application/json-patch+json", headers=alice_token)
+    assert patched.status_code == 404
+    assert fhir.send("DELETE", criteria, None, headers=alice_token).status_code == 204
+    after = repository.read("Observation", world["bob_lab"])
+    assert (after.version_id, after.deleted) == (before.version_id, False)
+
+
+def test_conditional_update_with_another_patients_id_in_the_body_is_refused(fhir, world, alice_token):
+    body = {**observation(world["alice"]), "id": world["bob_lab"]}
+    response = fhir.send("PUT", "/Observation?code=nothing-matches", body, headers=alice_token)
+    assert response.status_code == 403
+    assert repository.read("Observation", world["bob_lab"]).version_id == 1
+
+
+def test_a_patch_of_another_patients_resource_is_refused_before_it_runs(fhir, world, alice_token):
+    # A JSON Patch `test` op would otherwise answer 422 or 403 depending on Bob's data.
+    probe = [{"op": "test", "path": "/status", "value": "final"},
+             {"op": "replace", "path": "/subject/reference", "value": f"Patient/{world['alice']}"}]
+    wrong = [{"op": "test", "path": "/status", "value": "preliminary"}] + probe[1:]
+    answers = {fhir.patch(f"/Observation/{world['bob_lab']}", p, content_type="application/json-patch+json",
+                          headers=alice_token).status_code for p in (probe, wrong)}
+    assert answers == {403}
+
+
+def test_a_transaction_cannot_update_another_patients_resource_by_criteria(fhir, world, alice_token):
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": observation(world["alice"]), "request": {"method": "PUT", "url": f"Observation?_id={world['bob_lab']}"}},
+        {"request": {"method": "DELETE", "url": f"Observation?_id={world['bob_lab']}"}},
+    ]}
+    assert fhir.post("/", bundle, headers=alice_token).status_code in (200, 400, 412)
+    after = repository.read("Observation", world["bob_lab"])
+    assert (after.version_id, after.deleted) == (1, False)
+
+
+def test_another_patients_deleted_resource_answers_404_not_410(fhir, world, alice_token):
+    repository.delete("Observation", world["bob_lab"])
+    assert fhir.get(f"/Observation/{world['bob_lab']}", headers=alice_token).status_code == 404
+    assert fhir.get(f"/Observation/{world['bob_lab']}/_history/1", headers=alice_token).status_code == 404
+    assert fhir.get(f"/Observation/{world['bob_lab']}", headers=bearer(mint("system/*.rs"))).status_code == 410
