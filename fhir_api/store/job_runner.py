@@ -81,3 +81,6 @@ def stop_embedded(timeout: float = 30) -> None:
         _wake.set()
         thread.join(timeout)
         _stop.clear()
+
+
+jobs.on_embedded_dispatch(wake_embedded)

@@ -95,10 +95,19 @@ def dispatch(job_id: str) -> None:
 
         current_app.send_task(TASK_NAME, args=[job_id])
     elif mode == "embedded":
-        from fhir_api.store import job_runner
-
-        job_runner.wake_embedded()
+        for wake in _embedded_wakers:
+            wake()
     # "database": the workers find it in the table
+
+
+# The embedded runner (fhir_api.store.job_runner) registers how to wake it, so this module
+# does not import the runner that imports it.
+_embedded_wakers: list[Callable[[], None]] = []
+
+
+def on_embedded_dispatch(wake: Callable[[], None]) -> None:
+    if wake not in _embedded_wakers:
+        _embedded_wakers.append(wake)
 
 
 TASK_NAME = "fhir.run_job"
@@ -131,8 +140,11 @@ def next_queued() -> str | None:
 class Context:
     """What a running job sees: its parameters, its checkpoint, and how to record progress."""
 
-    def __init__(self, job: Job, lease: str) -> None:
+    def __init__(self, job: Job, lease: str, observer: Callable[[Context], None] | None = None) -> None:
         self.job = job
+        self.observer = observer  # told of each recorded step (a command's progress line)
+        self.progress = job.progress
+        self.note = job.progress_note
         self.lease = lease
         self.params: dict[str, Any] = job.params
         self.checkpoint: dict[str, Any] = dict(job.checkpoint or {})
@@ -150,12 +162,14 @@ class Context:
             self.checkpoint = checkpoint
             fields["checkpoint"] = checkpoint
         if progress is not None:
-            fields["progress"] = max(0.0, min(1.0, progress))
+            self.progress = fields["progress"] = max(0.0, min(1.0, progress))
         if note is not None:
-            fields["progress_note"] = note[:255]
+            self.note = fields["progress_note"] = note[:255]
         if self._lost.is_set() or not self._mine().update(**fields):
             self._lost.set()
             raise JobLost(self.job.id)
+        if self.observer is not None:
+            self.observer(self)
 
     def still_mine(self) -> None:
         """Raise JobLost when the job was cancelled or taken over (cheap: one indexed read)."""
@@ -181,13 +195,13 @@ def _heartbeat_loop(context: Context, stop: threading.Event) -> None:
         close_old_connections()
 
 
-def execute(job_id: str) -> str | None:
+def execute(job_id: str, observer: Callable[[Context], None] | None = None) -> str | None:
     """Claim and run one job to its end (or until this worker loses it); its final status."""
     claimed = claim(job_id)
     if claimed is None:
         return None
     job, lease = claimed
-    context = Context(job, lease)
+    context = Context(job, lease, observer)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat_loop, args=(context, stop), daemon=True, name=f"job-{job_id[:8]}")
     beat.start()

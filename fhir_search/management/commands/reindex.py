@@ -8,7 +8,6 @@ row id after an interruption.
 """
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -40,18 +39,9 @@ class Command(BaseCommand):
         if queue:
             self.stdout.write(f"queued reindex job {job.id}")
             return
-        stop = threading.Event()
-        watcher = None
+        status = jobs.execute(job.id, observer=None if no_progress else self._progress)
         if not no_progress:
-            watcher = threading.Thread(target=self._progress, args=(job.id, stop), daemon=True)
-            watcher.start()
-        try:
-            status = jobs.execute(job.id)
-        finally:
-            stop.set()
-            if watcher is not None:
-                watcher.join()
-                self.stderr.write("")
+            self.stderr.write("")
         job.refresh_from_db()
         if status != Job.COMPLETED:
             raise CommandError(f"reindex job {job.id} {job.status}: {job.error}")
@@ -60,16 +50,10 @@ class Command(BaseCommand):
         self.stdout.write(f"reindexed {result['resources']} resources ({result['indexRows']} index rows); "
                           f"last id {last}")
 
-    def _progress(self, job_id: str, stop: threading.Event) -> None:
-        from django.db import close_old_connections
-
-        try:
-            while not stop.wait(0.5):
-                job = Job.objects.filter(id=job_id).values("progress", "progress_note").first()
-                if job:
-                    width = 30
-                    filled = int(width * job["progress"])
-                    self.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {job['progress_note']}", ending="")
-                    self.stderr.flush()
-        finally:
-            close_old_connections()
+    def _progress(self, context: jobs.Context) -> None:
+        width = 30
+        filled = int(width * context.progress)
+        resume = context.checkpoint.get("from_id")
+        self.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {context.note}"
+                          + (f"; resume with --from-id {resume}" if resume else ""), ending="")
+        self.stderr.flush()
