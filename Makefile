@@ -12,7 +12,18 @@ GUNICORN_WORKER_CLASS ?= gthread
 GUNICORN_THREADS ?= 32
 export HOST PORT WEB_CONCURRENCY GUNICORN_WORKER_CLASS GUNICORN_THREADS
 
-.PHONY: run serve worker test migrate bench clean
+.PHONY: run serve worker test migrate bench clean urls
+
+# What to open once the server is up (make run and make serve print it when they start).
+urls:
+	@echo "Starting the FHIR server; open:"
+	@echo "  front page          http://$(HOST):$(PORT)/"
+	@echo "  FHIR base           http://$(HOST):$(PORT)/fhir"
+	@echo "  CapabilityStatement http://$(HOST):$(PORT)/fhir/metadata"
+	@echo "  API docs (OpenAPI)  http://$(HOST):$(PORT)/fhir/docs"
+	@echo "  SMART discovery     http://$(HOST):$(PORT)/fhir/.well-known/smart-configuration"
+	@echo "  admin               http://$(HOST):$(PORT)/admin/"
+	@echo "  health / readiness  http://$(HOST):$(PORT)/healthz http://$(HOST):$(PORT)/readyz"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +42,7 @@ migrate: $(VENV)/.installed
 
 # Local development serves without SMART unless the environment says otherwise; `make serve`
 # keeps the default (FHIR_AUTH_REQUIRED=true).
-run: migrate
+run: migrate urls
 	@if [ "$${FHIR_AUTH_REQUIRED:-false}" = "false" ]; then \
 	  echo "*** make run: authentication is OFF (FHIR_AUTH_REQUIRED=false): local development only ***"; fi
 	FHIR_AUTH_REQUIRED=$${FHIR_AUTH_REQUIRED:-false} $(BIN)/python manage.py runserver $(HOST):$(PORT)
@@ -41,7 +52,8 @@ run: migrate
 serve: export DJANGO_REQUIRE_SECRET_KEY = true
 serve: migrate
 	$(BIN)/python manage.py collectstatic --noinput >/dev/null
-	$(BIN)/gunicorn fhirproject.wsgi:application --config gunicorn.conf.py --access-logfile -
+	@$(MAKE) --no-print-directory urls
+	$(BIN)/gunicorn fhirproject.wsgi:application --config gunicorn.conf.py
 
 # A job worker ($export, $reindex): a Celery worker when a broker is configured
 # (CELERY_BROKER_URL or REDIS_URL), otherwise a worker polling the job table. Start as many as

@@ -30,3 +30,28 @@ worker_class = env_str("GUNICORN_WORKER_CLASS", "gthread")
 threads = env_int("GUNICORN_THREADS", 32, minimum=1)
 keepalive = 5
 max_requests = 0
+
+
+# -- Prometheus metrics across workers (fhirproject.metrics): each worker writes its values
+# into files in PROMETHEUS_MULTIPROC_DIR, and GET /metrics adds up all of them. The folder
+# is emptied when gunicorn starts (values of an earlier run would be added in), and a
+# worker that exits has its gauges dropped.
+import os  # noqa: E402
+import glob  # noqa: E402
+import tempfile  # noqa: E402
+
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="fhir-metrics-")
+
+
+def on_starting(server) -> None:
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    for name in glob.glob(os.path.join(folder, "*.db")):  # the library's files only
+        os.remove(name)
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,6 +1,7 @@
 """Settings: every value comes from the environment, with a safe default (12-factor)."""
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 
@@ -160,6 +161,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: it sees every answer (also those the middlewares below produce), gives each
+    # request its X-Request-ID before anything can render an OperationOutcome, and times it.
+    "fhirproject.request_log.RequestObservationMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Inside SecurityMiddleware, so the OperationOutcomes it substitutes get nosniff and HSTS too.
     "fhir_api.rest.middleware.FhirAnswerMiddleware",
@@ -326,9 +330,30 @@ REST_FRAMEWORK = {
 LOG_LEVEL = env_str("LOG_LEVEL", "WARNING").upper()
 require(LOG_LEVEL in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
         f"LOG_LEVEL={LOG_LEVEL!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+# One line per request (fhirproject.request_log) at INFO on its own logger, so it is written
+# whatever LOG_LEVEL says unless LOG_REQUESTS=false; JSON lines with LOG_FORMAT=json.
+LOG_REQUESTS = env_bool("LOG_REQUESTS", True)
+LOG_FORMAT = env_str("LOG_FORMAT", "text").lower()
+require(LOG_FORMAT in ("text", "json"), f"LOG_FORMAT={LOG_FORMAT!r}: use text or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"fhir": {"()": "fhirproject.logformat.JsonFormatter" if LOG_FORMAT == "json"
+                            else "fhirproject.logformat.TextFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "fhir"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"fhir.requests": {"level": "INFO" if LOG_REQUESTS else "WARNING"}},
 }
+
+# GET /metrics (Prometheus): answered to these client addresses or networks, and to a
+# request carrying `Authorization: Bearer <METRICS_BEARER_TOKEN>` when that is set; refused
+# (403) to everyone else. Behind a proxy every request comes from the proxy's address: use
+# the bearer secret, or let the proxy refuse /metrics from outside.
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+try:
+    METRICS_ALLOWED_NETWORKS = tuple(ipaddress.ip_network(item, strict=False) for item in METRICS_ALLOWED_IPS)
+except ValueError as exc:
+    raise SettingError(f"METRICS_ALLOWED_IPS: {exc}") from None
+METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN", "")
+require(not METRICS_BEARER_TOKEN or len(METRICS_BEARER_TOKEN) >= 16,
+        "METRICS_BEARER_TOKEN is too short: use 16 characters or more")

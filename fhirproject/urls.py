@@ -1,13 +1,25 @@
-"""Root URLs: the FHIR API under /fhir, the SMART/OAuth server under /auth, the staff admin under /admin."""
+"""Root URLs: the front page and operations endpoints, the FHIR API under /fhir, the SMART/OAuth
+server under /auth, the staff admin under /admin."""
 from django.contrib import admin
 from django.urls import include, path
 
+from fhir_api.rest.views.docs import api_docs, api_docs_asset, openapi_json
+from fhirproject.front import front_page, healthz, readyz
+from fhirproject.metrics import metrics_view
 from smart_auth.discovery import smart_configuration_view
 
 urlpatterns = [
+    path("", front_page, name="front-page"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("auth/", include("smart_auth.urls")),
-    # Before the FHIR routes, which would read ".well-known" as a resource type.
+    # Before the FHIR routes, which would read ".well-known" as a resource type (and answer
+    # the others as unknown FHIR URLs).
     path("fhir/.well-known/smart-configuration", smart_configuration_view, name="smart-configuration"),
+    path("fhir/openapi.json", openapi_json, name="openapi"),
+    path("fhir/docs", api_docs, name="api-docs"),
+    path("fhir/docs/assets/<str:name>", api_docs_asset, name="api-docs-asset"),
     path("fhir", include("fhir_api.rest.urls")),
     path("admin/", admin.site.urls),
 ]

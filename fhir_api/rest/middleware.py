@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 FHIR_PREFIX = "/fhir"
 # The CapabilityStatement holds no patient data; caches may keep it.
 CACHEABLE = {"/fhir/metadata"}
+# Swagger UI's files for /fhir/docs (views/docs.py sets how long they may be kept).
+STATIC_PREFIX = "/fhir/docs/assets/"
 _CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
           413: "too-costly", 429: "throttled"}
 
@@ -56,6 +58,6 @@ class FhirAnswerMiddleware:
             logger.info("replaced a %s %s answer to %s by an OperationOutcome",
                         response.status_code, response.get("Content-Type"), path)
             response = _outcome_for(request, response.status_code)
-        if path not in CACHEABLE:
+        if path not in CACHEABLE and not path.startswith(STATIC_PREFIX):
             response["Cache-Control"] = "no-store"
         return response

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.http import http_date
 from rest_framework import exceptions as drf_exceptions
 
-from fhir_api.store import jsonio, subsetting
+from fhir_api.store import fhir_xml, jsonio, subsetting
 from fhir_api.store.errors import (
     BadRequest,
     FhirError,
@@ -99,7 +99,16 @@ def resource_response(
 
 def outcome_response(request: HttpRequest | None, error: FhirError) -> HttpResponse:
     fmt = _format_of(request)
-    response = HttpResponse(fmt.render(error.outcome()), status=error.status, content_type=fmt.content_type)
+    outcome = error.outcome()
+    request_id = getattr(request, "request_id", None)
+    if request_id:
+        # The answer's X-Request-ID as the outcome's id (fhirproject.request_log makes it a
+        # valid id), so a client holding only the body can still quote it to the operators.
+        outcome = {"resourceType": outcome["resourceType"], "id": request_id,
+                   **{k: v for k, v in outcome.items() if k != "resourceType"}}
+    if fmt.xml:
+        outcome = fhir_xml.printable(outcome)  # diagnostics may quote control characters sent to us
+    response = HttpResponse(fmt.render(outcome), status=error.status, content_type=fmt.content_type)
     for key, value in error.headers.items():
         response[key] = value
     return response

@@ -174,6 +174,18 @@ _ATTR_SPECIAL = re.compile('[&<>"\t\n\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud
 _TEXT_SPECIAL = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
+def printable(value: Any) -> Any:
+    """The value with every character XML cannot carry replaced by U+FFFD: for messages that
+    quote what a client sent (an OperationOutcome's diagnostics), which must stay writable."""
+    if isinstance(value, str):
+        return _NOT_XML.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {k: printable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [printable(v) for v in value]
+    return value
+
+
 def _check_chars(text: str) -> None:
     bad = _NOT_XML.search(text)
     if bad:

@@ -72,7 +72,7 @@ def _check_json_op(op: Any, n: int) -> tuple[str, list[str], list[str] | None, A
     if not isinstance(op, dict):
         raise BadRequest(f"JSON Patch operation {n} is not an object")
     name = op.get("op")
-    if name not in _JSON_PATCH_OPS:
+    if not isinstance(name, str) or name not in _JSON_PATCH_OPS:
         raise BadRequest(f"JSON Patch operation {n} has an unknown op {name!r}")
     if "path" not in op:
         raise BadRequest(f"JSON Patch operation {n} ({name}) has no 'path'")

@@ -503,9 +503,9 @@ def history(
         resource_id=OuterRef("resource_id"), version_id=OuterRef("version_id") - 1, deleted=True
     )
     qs = qs.annotate(revives=Exists(after_deletion))
-    rows = list(qs.order_by("-last_updated", "-id")[: count + 1])
+    rows = list(qs.order_by("-last_updated", "-id")[: count + 1]) if count > 0 else []
     next_cursor = None
-    if len(rows) > count:
+    if len(rows) > count and count > 0:  # _count=0: no entries, so no next page either
         rows = rows[:count]
         last = rows[-1]
         micros = (last.last_updated - _EPOCH) // timedelta(microseconds=1)

@@ -33,3 +33,12 @@ def test_vread_of_a_version_id_never_assigned_is_404(fhir, patient):
 
 def test_if_match_naming_a_version_never_assigned_is_412(fhir, patient):
     assert fhir.put(f"/Patient/{patient['id']}", patient, headers={"If-Match": "nonsense"}).status_code == 412
+
+
+def test_an_xml_outcome_quoting_a_control_character_is_still_a_4xx(fhir):
+    # Found by schemathesis: the diagnostics quoted a U+0004 of the query, which XML cannot
+    # carry, and writing the outcome failed (500). It is replaced by U+FFFD instead.
+    response = fhir.get("/Patient", _filter="x\x04[y] eq 1", _format="xml")
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("application/fhir+xml")
+    assert "\ufffd" in response.content.decode()

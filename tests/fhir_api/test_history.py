@@ -71,3 +71,13 @@ def test_history_at_returns_versions_current_then(fhir, patient):
 
 def test_history_bad_since_is_400(fhir):
     assert fhir.get("/_history", _since="yesterday").status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/Patient/{id}/_history", "/Patient/_history", "/_history"])
+def test_count_zero_is_a_page_without_entries(fhir, patient, path):
+    # Found by schemathesis: _count=0 once failed with a 500 (IndexError).
+    response = fhir.get(path.format(id=patient["id"]), _count="0")
+    assert response.status_code == 200
+    bundle = response.json()
+    assert bundle["type"] == "history" and not bundle.get("entry")
+    assert not any(link["relation"] == "next" for link in bundle.get("link", []))

@@ -54,3 +54,11 @@ def test_patch_may_not_change_id(fhir, patient):
 
 def test_patch_with_plain_resource_body_is_400(fhir, patient):
     assert fhir.patch(f"/Patient/{patient['id']}", patient).status_code == 400
+
+
+@pytest.mark.parametrize("op", [{}, [], 3, None])
+def test_json_patch_op_that_is_not_a_string_is_a_400(fhir, patient, op):
+    # Found by schemathesis: {"op": {}} once failed with a 500 (unhashable dict).
+    response = fhir.send("PATCH", f"/Patient/{patient['id']}", [{"op": op, "path": "/gender", "value": "male"}],
+                         content_type="application/json-patch+json")
+    assert response.status_code == 400

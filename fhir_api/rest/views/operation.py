@@ -30,7 +30,9 @@ def _invoke(request: HttpRequest, name: str, level: str, resource_type: str | No
         parameters = {**parameters, "parameter": parameters.get("parameter", []) +
                       operations.parameters_from_query(request.GET)["parameter"]}
     else:
-        if op.affects_state:
+        # A POST without a body is a call with no parameters (`curl -X POST .../$reindex`);
+        # only a GET of an operation that changes data is refused.
+        if op.affects_state and request.method != "POST":
             raise MethodNotAllowed(f"${name} changes data: call it with POST")
         parameters = operations.parameters_from_query(request.GET)
     invocation = operations.Invocation(request, level, resource_type, logical_id, parameters, resource)
