@@ -12,7 +12,7 @@ GUNICORN_WORKER_CLASS ?= gthread
 GUNICORN_THREADS ?= 32
 export HOST PORT WEB_CONCURRENCY GUNICORN_WORKER_CLASS GUNICORN_THREADS
 
-.PHONY: run serve test migrate bench clean urls
+.PHONY: run serve worker test migrate bench clean urls
 
 # What to open once the server is up (make run and make serve print it when they start).
 urls:
@@ -55,6 +55,17 @@ serve: migrate
 	$(BIN)/python manage.py collectstatic --noinput >/dev/null
 	@$(MAKE) --no-print-directory urls
 	$(BIN)/gunicorn fhirproject.wsgi:application --config gunicorn.conf.py
+
+# A job worker ($export, $reindex): a Celery worker when a broker is configured
+# (CELERY_BROKER_URL or REDIS_URL), otherwise a worker polling the job table. Start as many as
+# you like, on any machine that reaches the database (README "Jobs and workers").
+WORKER_CONCURRENCY ?= 2
+worker: migrate
+	@if [ -n "$${CELERY_BROKER_URL:-$${REDIS_URL:-}}" ]; then \
+	  exec $(BIN)/celery -A fhirproject worker --loglevel=INFO --concurrency=$(WORKER_CONCURRENCY); \
+	else \
+	  exec env FHIR_JOBS=database $(BIN)/python manage.py run_jobs; \
+	fi
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
 
 import dj_database_url
@@ -117,6 +118,51 @@ FHIR_PATCH_MAX_OPERATIONS = env_limit("FHIR_PATCH_MAX_OPERATIONS", 1000)
 FHIR_PATCH_MAX_BYTES = env_limit("FHIR_PATCH_MAX_BYTES", 16 * 1024 * 1024)
 # $reindex: resources per batch (each batch is one transaction holding its rows' locks).
 FHIR_REINDEX_MAX_BATCH = env_limit("FHIR_REINDEX_MAX_BATCH", 1000)
+
+# -- Background jobs ($export, $reindex): fhir_api.store.jobs --------------------------------
+# A broker URL (Redis) makes Celery the queue: `make worker` starts its workers. Without one,
+# each server process runs jobs in a background thread (embedded), or, with
+# FHIR_JOBS=database, separate `manage.py run_jobs` processes poll the job table.
+REDIS_URL = env_str("REDIS_URL", "")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or REDIS_URL
+require(not CELERY_BROKER_URL or CELERY_BROKER_URL.startswith(("redis://", "rediss://", "amqp://", "memory://")),
+        f"CELERY_BROKER_URL={CELERY_BROKER_URL!r} must be a redis:// (or amqp://) URL")
+FHIR_JOBS = env_str("FHIR_JOBS", "celery" if CELERY_BROKER_URL else "embedded")
+require(FHIR_JOBS in ("celery", "database", "embedded"),
+        f"FHIR_JOBS={FHIR_JOBS!r}: use embedded (the default), database or celery")
+require(FHIR_JOBS != "celery" or bool(CELERY_BROKER_URL),
+        "FHIR_JOBS=celery needs CELERY_BROKER_URL (or REDIS_URL)")
+# Attempts a job gets (a worker that died, or an error) before it is failed with the reason.
+FHIR_JOB_MAX_ATTEMPTS = env_int("FHIR_JOB_MAX_ATTEMPTS", 3, minimum=1, maximum=100)
+# A running job's worker writes a heartbeat this often; a job without one for
+# FHIR_JOB_STALE_SECONDS is taken to have lost its worker and is queued again.
+FHIR_JOB_HEARTBEAT_SECONDS = env_float("FHIR_JOB_HEARTBEAT_SECONDS", 5, minimum=0.05, maximum=3600)
+FHIR_JOB_STALE_SECONDS = env_float("FHIR_JOB_STALE_SECONDS", 60, minimum=0.2, maximum=86400)
+require(FHIR_JOB_STALE_SECONDS > 2 * FHIR_JOB_HEARTBEAT_SECONDS,
+        "FHIR_JOB_STALE_SECONDS must be more than twice FHIR_JOB_HEARTBEAT_SECONDS")
+# Seconds an idle database-polling worker waits before it looks for new jobs again.
+FHIR_JOB_POLL_SECONDS = env_float("FHIR_JOB_POLL_SECONDS", 1, minimum=0.05, maximum=60)
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "fhir")
+
+# -- Bulk Data $export ------------------------------------------------------------------------
+# Hours an export's files stay available after it completes.
+BULK_EXPORT_TTL_HOURS = env_float("BULK_EXPORT_TTL_HOURS", 24, minimum=0.001, maximum=24 * 365)
+# Where export files are written: a Django storage backend (django-storages style), the local
+# filesystem under BULK_EXPORT_DIR by default; its OPTIONS as JSON in BULK_EXPORT_STORAGE_OPTIONS.
+BULK_EXPORT_DIR = env_str("BULK_EXPORT_DIR", str(BASE_DIR / "var" / "bulk-export"))
+BULK_EXPORT_STORAGE = env_str("BULK_EXPORT_STORAGE", "django.core.files.storage.FileSystemStorage")
+try:
+    BULK_EXPORT_STORAGE_OPTIONS = json.loads(env_str("BULK_EXPORT_STORAGE_OPTIONS", "") or "{}")
+except ValueError:
+    raise SettingError("BULK_EXPORT_STORAGE_OPTIONS is not JSON (e.g. {\"bucket_name\": \"exports\"})") from None
+require(isinstance(BULK_EXPORT_STORAGE_OPTIONS, dict), "BULK_EXPORT_STORAGE_OPTIONS must be a JSON object")
+# Most resources in one output file (a type with more gets several files); each file is a
+# checkpoint, so a worker that dies redoes at most one file.
+BULK_EXPORT_FILE_RESOURCES = env_int("BULK_EXPORT_FILE_RESOURCES", 100000, minimum=1)
+# A client polling a running export sooner than this after its last poll gets 429.
+BULK_EXPORT_POLL_SECONDS = env_float("BULK_EXPORT_POLL_SECONDS", 1, minimum=0, maximum=3600)
+# The Retry-After a running export's status answers with.
+BULK_EXPORT_RETRY_AFTER = env_int("BULK_EXPORT_RETRY_AFTER", 2, minimum=1, maximum=3600)
 
 INSTALLED_APPS = [
     # The staff console: Django's admin with the console's own site (admin_ui.site).

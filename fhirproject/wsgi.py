@@ -20,3 +20,10 @@ if settings.FHIR_WARM_UP:
     from fhir_api.rest.warmup import warm_up
 
     warm_up()
+
+if settings.FHIR_JOBS == "embedded":
+    # No broker: this server process runs jobs itself, starting with any left queued (or
+    # abandoned) by a process that stopped.
+    from fhir_api.store.job_runner import wake_embedded
+
+    wake_embedded()

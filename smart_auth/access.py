@@ -140,6 +140,20 @@ class Access:
     def unrestricted(self, resource_type: str, interaction: str) -> bool:
         return self.rules(resource_type, interaction) == EVERYTHING
 
+    def snapshot(self) -> dict:
+        """What a background job needs to act later with exactly this access (JSON; no token)."""
+        return {"scope": self.scope, "patient": self.patient, "encounter": self.encounter,
+                "fhir_user": self.fhir_user, "user_compartment": self.user_compartment,
+                "client_id": self.client_id, "user_id": self.user_id, "purpose_of_use": self.purpose_of_use}
+
+
+def from_snapshot(saved: dict) -> Access:
+    """The Access an `Access.snapshot()` describes (a job runs with its requester's access)."""
+    return Access(scopes=scopes_of(saved.get("scope") or ""), scope=saved.get("scope") or "",
+                  patient=saved.get("patient"), encounter=saved.get("encounter"), fhir_user=saved.get("fhir_user"),
+                  user_compartment=saved.get("user_compartment"), client_id=saved.get("client_id") or "",
+                  user_id=saved.get("user_id"), purpose_of_use=saved.get("purpose_of_use") or "")
+
 
 BREAK_THE_GLASS = "ETREAT"
 # The identifier system of the Device that stands for a client app (value: its client id).

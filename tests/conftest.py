@@ -71,6 +71,28 @@ def _definitions_reloaded_after_each_test():
     definitions_lookup.touch()
 
 
+@pytest.fixture(autouse=True)
+def _jobs_wait_in_the_table(settings, tmp_path):
+    """Jobs wait in the job table (FHIR_JOBS=database) and a test runs them with `finish_job`,
+    in its own transaction; export files go to a folder of the test's own."""
+    settings.FHIR_JOBS = "database"
+    settings.BULK_EXPORT_DIR = str(tmp_path / "bulk-export")
+    settings.BULK_EXPORT_POLL_SECONDS = 0
+
+
+def finish_job(fhir: FhirClient, kicked, headers: dict[str, str] | None = None):
+    """Run the job a 202 answer started (as a worker would) and GET its status URL."""
+    from fhir_api.store import job_runner
+
+    assert kicked.status_code == 202, kicked.content
+    job_runner.run_pending()
+    return fhir.get(status_path(kicked), headers=headers)
+
+
+def status_path(kicked) -> str:
+    return kicked["Content-Location"].split("/fhir", 1)[1]
+
+
 @pytest.fixture
 def fhir(client) -> FhirClient:
     return FhirClient(client)

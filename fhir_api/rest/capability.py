@@ -37,7 +37,10 @@ PARTIAL = (
     "not listed per resource (e.g. _query, near, :above/:below on references); terminology "
     "(:in, :not-in, :above, :below and the terminology operations) knows the value sets and code "
     "systems of the R4 specification and those stored on this server only (no external "
-    "terminology server)."
+    "terminology server). Bulk Data $export "
+    "(system, Patient, Group): includeAssociatedData, _until and reporting deleted resources "
+    "are not supported (warnings, or errors under Prefer: handling=strict); a resource changed "
+    "after transactionTime is exported as it was then, if its current version matches the filters."
 )
 
 
@@ -169,6 +172,7 @@ def capability_statement(base: str, mode: str = "full") -> dict[str, Any]:
         "kind": "instance",
         "software": {"name": SOFTWARE["name"], "version": SOFTWARE["version"]},
         "implementation": {"description": "Django FHIR Server", "url": base},
+        "instantiates": ["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"],
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json", "application/fhir+xml", "xml"],
         "patchFormat": ["application/json-patch+json", "application/fhir+json", "application/fhir+xml"],

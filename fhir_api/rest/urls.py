@@ -3,6 +3,7 @@ from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from fhir_api.rest.views.instance import InstanceViewSet
+from fhir_api.rest.views.jobs import JobViewSet
 from fhir_api.rest.views.operation import OperationViewSet
 from fhir_api.rest.views.search import SearchViewSet
 from fhir_api.rest.views.system import SystemViewSet
@@ -53,6 +54,11 @@ urlpatterns = [
             OperationViewSet.as_view({"get": "type", "post": "type"}), name="fhir-operation-type"),
     re_path(rf"^/{TYPE}/{ID}/\$(?P<name>[A-Za-z][A-Za-z0-9-]*)$",
             OperationViewSet.as_view({"get": "instance", "post": "instance"}), name="fhir-operation-instance"),
+    # Status URLs of jobs ($export, $reindex) and an export's files.
+    re_path(r"^/_jobs/(?P<job_id>[A-Za-z0-9_-]{1,64})$", JobViewSet.as_view({"get": "status", "delete": "cancel"}),
+            name="fhir-job"),
+    re_path(r"^/_jobs/(?P<job_id>[A-Za-z0-9_-]{1,64})/(?P<name>[A-Za-z0-9_.-]{1,200})$",
+            JobViewSet.as_view({"get": "file"}), name="fhir-job-file"),
     path("/metadata", SystemViewSet.as_view({"get": "capabilities"}), name="fhir-capabilities"),
     path("/_history", SystemViewSet.as_view({"get": "history"}), name="fhir-history-system"),
     re_path(rf"^/{TYPE}/_history$", TypeViewSet.as_view({"get": "history"}), name="fhir-history-type"),

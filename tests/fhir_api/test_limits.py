@@ -20,7 +20,7 @@ from django.test import RequestFactory
 
 from fhir_api.rest.urls import urlpatterns  # noqa: F401  (routes loaded for resolve())
 from fhir_api.store.models import Resource
-from tests.conftest import new_patient
+from tests.conftest import finish_job, new_patient
 
 pytestmark = pytest.mark.django_db
 
@@ -309,8 +309,8 @@ def test_reindex_batch_size_is_capped_and_each_batch_commits(fhir, settings, mon
         return real(items)
 
     monkeypatch.setattr(reindexing, "index_many", spy)
-    response = fhir.post("/Patient/$reindex", {"resourceType": "Parameters", "parameter": [
-        {"name": "batchSize", "valueInteger": 100000}]})
+    response = finish_job(fhir, fhir.post("/Patient/$reindex", {"resourceType": "Parameters", "parameter": [
+        {"name": "batchSize", "valueInteger": 100000}]}))
     assert response.status_code == 200, response.content
     assert batches == [2, 2, 1]
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 from io import StringIO
 
 import pytest
+from django.test import Client
 from django.core.management import call_command
 
 from fhir_api.store import repository
+from tests.conftest import FhirClient, finish_job
 from fhir_api.store.models import Resource
 from fhir_search import stored_params
 from fhir_search.models import TokenIndex
@@ -40,7 +42,8 @@ def patient_with_eyes(colour: str) -> str:
     return store({"resourceType": "Patient", "extension": [{"url": EYE, "valueCode": colour}]})
 
 
-def parameters(response) -> dict:
+def parameters(kicked) -> dict:
+    response = finish_job(FhirClient(Client()), kicked)
     assert response.status_code == 200, response.content
     return {p["name"]: next(v for k, v in p.items() if k.startswith("value"))
             for p in response.json()["parameter"]}
@@ -130,7 +133,7 @@ def test_a_parameter_the_server_cannot_use_is_stored_but_inactive_and_reindex_sa
     assert bad.status_code == 201
     patient_with_eyes("blue")
     search.bundle("/Patient", {"eye-colour": "blue"}, status=400, headers=STRICT)
-    report = fhir.post("/Patient/$reindex", {"resourceType": "Parameters"}).json()["parameter"]
+    report = finish_job(fhir, fhir.post("/Patient/$reindex", {"resourceType": "Parameters"})).json()["parameter"]
     why = [p["valueString"] for p in report if p["name"] == "inactiveSearchParameter"]
     expected = (f"SearchParameter/{bad.json()['id']}: SearchParameter.expression: "
                 "'Patient.nonsense(1)' cannot be evaluated: Not implemented: nonsense")

@@ -23,6 +23,7 @@ OPERATION_MODULES: list[str] = [
     "fhir_api.rest.operations.reindex",
     "fhir_api.rest.operations.lastn",
     "fhir_api.rest.operations.terminology",
+    "fhir_api.rest.operations.export",
 ]
 
 

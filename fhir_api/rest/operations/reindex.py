@@ -5,26 +5,24 @@ before it once they are re-indexed; R4 names no standard operation, so this foll
 common `$reindex` of other servers). `POST [base]/$reindex` re-indexes every type, or the
 `type` parameters given; `POST [base]/[type]/$reindex` one type. Optional parameters:
 `fromId` (resume at this row id), `limit` (stop after about this many resources, to keep a
-request short) and `batchSize`. The answer is a Parameters resource: `resources`,
+request short) and `batchSize`.
+
+It runs as a job (fhir_api.bulk.reindex; https://hl7.org/fhir/R4/async.html): the call
+answers 202 with `Content-Location`, the job's status URL, which answers 202 with
+`X-Progress` while it runs and then 200 with a Parameters resource: `resources`,
 `indexRows`, `complete`, `resumeFromId` when `limit` stopped it early, and one
 `inactiveSearchParameter` per stored SearchParameter the server cannot use, with why.
-
-It runs inside the request, one transaction per batch (fhir_search.reindexing); for a
-large store use `limit` and call again with `fromId`, or run `manage.py reindex`.
 """
 from __future__ import annotations
-
-from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponse
 
 from fhir_api.store.errors import BadRequest
 from fhir_api.rest.operations import Invocation, operation
-from fhir_api.rest.responses import render
+from fhir_api.rest.responses import base_url, render
+from fhir_api.store import jobs
 from fhir_api.store.structure import resource_types
-from fhir_search import stored_params
-from fhir_search.reindexing import reindex as run_reindex
 
 
 def _integer(invocation: Invocation, name: str, default: int | None, minimum: int) -> int | None:
@@ -54,21 +52,19 @@ def _types(invocation: Invocation) -> list[str]:
 
 @operation("reindex", levels=("system", "type"), affects_state=True, permission="u", everything=True)
 def reindex(invocation: Invocation) -> HttpResponse:
-    progress = run_reindex(
-        _types(invocation),
-        from_id=_integer(invocation, "fromId", 0, 0) or 0,
+    plan = {
+        "types": _types(invocation),
+        "from_id": _integer(invocation, "fromId", 0, 0) or 0,
         # Each batch is one transaction holding its rows' locks: a batch of 100,000 made
         # concurrent writers wait 9 s, so the size is capped (and each batch commits).
-        batch_size=min(_integer(invocation, "batchSize", 500, 1) or 500, settings.FHIR_REINDEX_MAX_BATCH),
-        limit=_integer(invocation, "limit", None, 1),
-    )
-    parameters: list[dict[str, Any]] = [
-        {"name": "resources", "valueInteger": progress.done},
-        {"name": "indexRows", "valueInteger": progress.rows},
-        {"name": "complete", "valueBoolean": progress.finished},
-    ]
-    if not progress.finished:
-        parameters.append({"name": "resumeFromId", "valueInteger": progress.last_id + 1})
-    for logical_id, reason in sorted(stored_params.inactive().items()):
-        parameters.append({"name": "inactiveSearchParameter", "valueString": f"SearchParameter/{logical_id}: {reason}"})
-    return render(invocation.request, {"resourceType": "Parameters", "parameter": parameters})
+        "batch_size": min(_integer(invocation, "batchSize", 500, 1) or 500, settings.FHIR_REINDEX_MAX_BATCH),
+        "limit": _integer(invocation, "limit", None, 1),
+    }
+    access = getattr(invocation.request, "access", None)
+    job = jobs.submit("reindex", plan, owner_client=access.client_id if access else "",
+                      owner_user=access.user_id if access else None)
+    status_url = f"{base_url(invocation.request)}/_jobs/{job.id}"
+    return render(invocation.request, {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "information", "code": "informational",
+         "diagnostics": f"Re-indexing started; poll {status_url} for its progress and result"}]},
+        status=202, Content_Location=status_url)

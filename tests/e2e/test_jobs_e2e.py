@@ -1,0 +1,172 @@
+"""Jobs end to end: real worker processes against the test database.
+
+https://hl7.org/fhir/uv/bulkdata/export.html -- the whole `$export` flow through gunicorn
+(as `make serve` runs it) and a Celery worker process on Redis (as `make worker` runs it);
+and a worker killed with SIGKILL in the middle of a job, whose job another worker resumes
+from its checkpoint. Both need PostgreSQL (the processes share the test database; the
+SQLite test database lives in this process's memory); the Celery test also needs Redis
+(TEST_REDIS_URL, default redis://127.0.0.1:6379/5), and is skipped, saying so, without it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from fhir_api.store import jobs, repository
+from fhir_api.store.models import Job, Resource
+from fhir_search.models import StringIndex
+from tests.conftest import new_patient
+from tests.live import ROOT, database_url, request, serve
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+
+
+@pytest.fixture
+def postgres_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("worker processes share the test database: run with DATABASE_URL=postgres://...")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis is not reachable at {REDIS_URL} ({exc}); .ci/run starts it "
+                    "(redis-server --daemonize yes --port 6379)")
+    return REDIS_URL
+
+
+def _environment(database: str, **env: str) -> dict[str, str]:
+    out = {k: v for k, v in os.environ.items() if not k.startswith(("FHIR_", "DJANGO_", "CELERY_", "BULK_"))}
+    out.update({"DATABASE_URL": database, "DJANGO_SETTINGS_MODULE": "fhirproject.settings",
+                "FHIR_AUTH_REQUIRED": "false", "FHIR_WARM_UP": "false", **env})
+    return out
+
+
+@contextmanager
+def worker(command: list[str], env: dict[str, str], ready: str) -> Iterator[subprocess.Popen]:
+    """A worker process in its own process group, up once its log says `ready`."""
+    log = Path(tempfile.mkstemp(prefix="worker-", suffix=".log")[1])
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while ready not in log.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not start: {log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+        process.log = log  # type: ignore[attr-defined]
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.unlink(missing_ok=True)
+
+
+def _wait(predicate, timeout: float = 60, every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def test_export_end_to_end_through_gunicorn_and_a_celery_worker_on_redis(postgres_only, redis_url, tmp_path):
+    patients = [repository.create("Patient", new_patient()).stored.logical_id for _ in range(3)]
+    for p in patients:
+        repository.create("Observation", {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                                          "subject": {"reference": f"Patient/{p}"}})
+    database = database_url(connection.settings_dict)
+    queue = f"fhir-e2e-{uuid.uuid4().hex[:8]}"  # this test's own queue on a shared Redis
+    shared = {"CELERY_BROKER_URL": redis_url, "CELERY_QUEUE": queue, "BULK_EXPORT_DIR": str(tmp_path),
+              "BULK_EXPORT_POLL_SECONDS": "0"}
+    celery = [sys.executable, "-m", "celery", "-A", "fhirproject", "worker", "--pool=solo", "--loglevel=INFO",
+              "-n", f"{queue}@%h"]
+    with worker(celery, _environment(database, **shared), ready="ready."), serve(database, **shared) as server:
+        headers = {"Prefer": "respond-async"}
+        status, head, body = request(server.port, "GET", "/fhir/$export?_type=Patient,Observation", headers=headers)
+        assert status == 202, body
+        location = head["content-location"]
+        path = location.split(f":{server.port}", 1)[1]
+
+        def finished():
+            answer = request(server.port, "GET", path)
+            assert answer[0] in (200, 202), answer[2]
+            if answer[0] == 202:
+                assert answer[1]["retry-after"] and answer[1]["x-progress"]
+            return answer if answer[0] == 200 else None
+
+        status, head, body = _wait(finished, every=0.3)
+        manifest = json.loads(body)
+        counts = {item["type"]: item["count"] for item in manifest["output"]}
+        assert counts == {"Patient": 3, "Observation": 3}
+        assert Job.objects.get().worker.split(":")[1] != str(server.process.pid)  # run by the worker
+        for item in manifest["output"]:
+            status, head, body = request(server.port, "GET", item["url"].split(f":{server.port}", 1)[1])
+            assert status == 200 and head["content-type"] == "application/fhir+ndjson"
+            lines = [json.loads(line) for line in body.decode().splitlines()]
+            assert len(lines) == item["count"] and {r["resourceType"] for r in lines} == {item["type"]}
+        assert request(server.port, "DELETE", path)[0] == 202
+        assert request(server.port, "GET", path)[0] == 404
+        assert not any(tmp_path.rglob("*.ndjson"))
+
+
+def test_a_killed_worker_s_job_is_resumed_from_its_checkpoint_by_another(postgres_only):
+    total = 1500
+    for start in range(0, total, 500):
+        repository.create_many([("Patient", str(uuid.uuid4()), new_patient(name=[{"family": f"Kill{i}"}]))
+                                for i in range(start, start + 500)])
+    job = jobs.submit("reindex", {"types": ["Patient"], "from_id": 0, "batch_size": 10, "limit": None})
+    env = _environment(database_url(connection.settings_dict), FHIR_JOBS="database",
+                       FHIR_JOB_HEARTBEAT_SECONDS="0.2", FHIR_JOB_STALE_SECONDS="1", FHIR_JOB_POLL_SECONDS="0.1")
+    command = [sys.executable, "manage.py", "run_jobs"]
+    with worker(command, env, ready="waiting for jobs") as first:
+        def under_way():
+            row = Job.objects.filter(id=job.id).values("progress", "checkpoint").first()
+            return row if 0.2 <= row["progress"] < 0.8 else None
+
+        _wait(under_way, every=0.02)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    killed = Job.objects.get(id=job.id)
+    assert killed.status == Job.RUNNING and killed.attempts == 1  # nobody told the table
+    resume_from = killed.checkpoint["from_id"]
+    assert resume_from > 0
+    last_row_before = StringIndex.objects.order_by("-id").values_list("id", flat=True).first()
+
+    with worker(command, env, ready="waiting for jobs"):
+        done = _wait(lambda: Job.objects.filter(id=job.id, status__in=(Job.COMPLETED, Job.FAILED)).first())
+    assert done.status == Job.COMPLETED, done.error
+    assert done.attempts == 2 and "stopped answering" in done.error
+    assert done.result["resources"] == total and done.result["complete"] is True
+    # Resumed, not restarted: rows indexed before the checkpoint kept their index rows; the
+    # rest were indexed again by the second worker.
+    before = Resource.objects.filter(resource_type="Patient", id__lt=resume_from).values("id")
+    after = Resource.objects.filter(resource_type="Patient", id__gte=resume_from).values("id")
+    assert not StringIndex.objects.filter(resource_id__in=before, id__gt=last_row_before).exists()
+    assert not StringIndex.objects.filter(resource_id__in=after, id__lte=last_row_before).exists()
