@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('fhir_api', '0001_initial'),
+        ('fhir_api', '0002_audit_append_only'),
     ]
 
     operations = [
