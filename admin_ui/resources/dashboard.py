@@ -23,7 +23,7 @@ def dashboard(site, request):
         context["estimated"] = any(c.estimated for c in context["counts"])
         # The (last_updated, id) index of the version table: the newest rows without a scan.
         context["recent"] = list(
-            ResourceVersion.objects.order_by("-last_updated", "-id")
+            ResourceVersion.objects.exclude(resource_type="AuditEvent").order_by("-last_updated", "-id")
             .only("resource_type", "logical_id", "version_id", "last_updated", "deleted", "method")[:RECENT]
         )
     return TemplateResponse(request, "admin_ui/dashboard.html", context)

@@ -83,7 +83,7 @@ def test_a_backend_service_registers_with_its_jwks(as_it):
     ({"kind": "keys", "jwks": "not json"}, "jwks", "not JSON"),
     ({"kind": "keys"}, "jwks", "needs a JWKS"),
     ({"grant_type": "client_credentials", "redirect_uris": ""}, "grant_type", "client_credentials"),
-    ({"purpose_of_use": "no spaces allowed"}, "purpose_of_use", "not a code"),
+    ({"purpose_of_use": "no spaces allowed"}, "purpose_of_use", "not an ActReason code"),
     ({"name": ""}, "name", "must not be blank"),
 ])
 def test_bad_registrations_are_shown_next_to_the_field(as_it, overrides, field, says):

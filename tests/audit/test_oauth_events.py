@@ -94,8 +94,10 @@ def test_a_failed_sign_in_is_recorded_without_the_password(client, practitioner_
 def test_an_admin_change_is_recorded(admin_client):
     from django.contrib.auth import get_user_model
 
-    response = admin_client.post("/admin/auth/user/add/", {"username": "newbie", "password1": "pw-Xy7!long-enough",
-                                                            "password2": "pw-Xy7!long-enough", "usable_password": "true"})
+    response = admin_client.post("/admin/auth/user/add/", {
+        "username": "newbie", "password1": "pw-Xy7!long-enough", "password2": "pw-Xy7!long-enough",
+        "usable_password": "true", "fhir_user-TOTAL_FORMS": "1", "fhir_user-INITIAL_FORMS": "0",
+        "fhir_user-MIN_NUM_FORMS": "0", "fhir_user-MAX_NUM_FORMS": "1", "fhir_user-0-fhir_user": ""})
     assert response.status_code in (200, 302)
     assert get_user_model().objects.filter(username="newbie").exists()
     event = _events("admin-add")[-1]

@@ -178,7 +178,9 @@ def _export_types(asked: list[str] | None, level: str, access: Access | None) ->
                 raise Forbidden(f"The access token does not allow exporting {', '.join(refused)} "
                                 "(a system/ or user/ read scope is needed for each exported type)")
         return asked
-    candidates = _stored_types()
+    # The audit trail is not clinical data: exported only when `_type` names AuditEvent (as
+    # system history, $everything and searches without _type leave it out).
+    candidates = _stored_types() - {"AuditEvent"}
     if level != "system":
         candidates &= bulk_selection.compartment_types()
     if access is not None:
