@@ -2,7 +2,8 @@
 
 `/healthz` answers whenever the process does (no database): a load balancer or Kubernetes
 restarts a process that stops answering. `/readyz` answers 200 only when the database is
-reachable and every migration this code knows is applied, 503 otherwise, so traffic goes
+reachable, every migration this code knows is applied and, with FHIR_JOBS=celery, the job
+queue's broker answers; 503 otherwise, so traffic goes
 elsewhere while a database is down or a deployment has not migrated yet. Neither needs a
 token (they say nothing about data) and neither is logged at INFO (fhirproject.request_log).
 """
@@ -56,7 +57,24 @@ def readiness(alias: str = DEFAULT_DB_ALIAS) -> tuple[bool, dict[str, str]]:
     missing = _known_migrations() - applied
     if missing:
         return False, {"database": "ok", "migrations": f"{len(missing)} not applied"}
+    if settings.FHIR_JOBS == "celery":  # the embedded and database runners need only the database
+        if not _broker_reachable():
+            return False, {"database": "ok", "migrations": "ok", "job_queue": "unreachable"}
+        return True, {"database": "ok", "migrations": "ok", "job_queue": "ok"}
     return True, {"database": "ok", "migrations": "ok"}
+
+
+def _broker_reachable() -> bool:
+    """The Celery broker (CELERY_BROKER_URL) answers, within a second."""
+    from kombu import Connection
+
+    try:
+        with Connection(settings.CELERY_BROKER_URL, connect_timeout=1) as broker:
+            broker.ensure_connection(max_retries=1, timeout=1)
+        return True
+    except Exception as exc:  # kombu raises the transport's own errors
+        logger.warning("readiness: job queue unreachable: %s", type(exc).__name__)
+        return False
 
 
 @require_safe

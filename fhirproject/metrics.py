@@ -20,6 +20,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess
+from prometheus_client.core import GaugeMetricFamily
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
@@ -102,10 +103,39 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     if not _allowed(request):
         return HttpResponse("Forbidden: /metrics is open to METRICS_ALLOWED_IPS or the METRICS_BEARER_TOKEN\n",
                             status=403, content_type="text/plain")
+    registry = CollectorRegistry()
     if MULTIPROCESS:
-        registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
-        registry = REGISTRY
+        registry.register(_Everything())
+    registry.register(JOB_QUEUE)
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST,
                         headers={"Cache-Control": "no-store"})
+
+
+class _Everything:
+    """This process's own metrics (without gunicorn's multi-process mode)."""
+
+    def collect(self):
+        yield from REGISTRY.collect()
+
+
+class _JobQueue:
+    """Jobs waiting or running, by kind, read from the job table when /metrics is scraped (the
+    table is the queue's state whatever runs the jobs: Celery, `run_jobs` or the embedded thread)."""
+
+    def collect(self):
+        from django.db.models import Count
+
+        from fhir_api.store.models import Job
+
+        family = GaugeMetricFamily("fhir_jobs", "Background jobs ($export, $reindex) queued or running, by kind",
+                                   labels=["kind", "status"])
+        rows = (Job.objects.filter(status__in=(Job.QUEUED, Job.RUNNING)).values("kind", "status")
+                .annotate(n=Count("id")).order_by())
+        for row in rows:
+            family.add_metric([row["kind"], row["status"]], row["n"])
+        yield family
+
+
+JOB_QUEUE = _JobQueue()

@@ -84,3 +84,26 @@ def test_readyz_answers_503_when_the_database_is_not_migrated(client, monkeypatc
 def test_health_endpoints_refuse_writes(client):
     assert client.post("/healthz").status_code == 405
     assert client.post("/readyz").status_code == 405
+
+
+def test_readyz_checks_the_job_queue_when_celery_runs_the_jobs(client, settings):
+    settings.FHIR_JOBS = "celery"
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["job_queue"] == "unreachable"
+    settings.FHIR_JOBS = "embedded"
+    assert client.get("/readyz").status_code == 200
+
+
+def test_readyz_is_ready_when_the_celery_broker_answers(client, settings):
+    import redis
+
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    settings.FHIR_JOBS = "celery"
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/5"
+    response = client.get("/readyz")
+    assert response.status_code == 200 and response.json()["checks"]["job_queue"] == "ok"

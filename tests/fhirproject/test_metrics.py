@@ -123,3 +123,18 @@ def test_fhir_refusals_are_counted_by_status(client, fhir):
         assert _value(after, "fhir_requests_total", **labels) - _value(before, "fhir_requests_total", **labels) == 1
     assert re.search(r"fhir_request_duration_seconds_bucket\{interaction=\"search-type\",le=\"0.001\"\}", 
                      client.get("/metrics").content.decode())
+
+
+def test_the_job_queue_depth_counts_queued_and_running_jobs_by_kind(client, settings):
+    from fhir_api.store import jobs
+    from fhir_api.store.models import Job
+
+    settings.FHIR_JOBS = "database"  # jobs wait in the table
+    assert not any(name == "fhir_jobs" for name, _ in _samples(client))
+    jobs.submit("reindex", {})
+    jobs.submit("reindex", {})
+    running = jobs.submit("reindex", {})
+    Job.objects.filter(pk=running.pk).update(status=Job.RUNNING)
+    samples = _samples(client)
+    assert _value(samples, "fhir_jobs", kind="reindex", status=Job.QUEUED) == 2
+    assert _value(samples, "fhir_jobs", kind="reindex", status=Job.RUNNING) == 1
