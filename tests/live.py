@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,28 +94,43 @@ def serve(database: str, **env: str) -> Iterator[Server]:
         )
     server = Server(process, port, log)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {log.read_text()[-3000:]}")
-            try:
-                if request(port, "GET", "/fhir/metadata", timeout=5)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not answer: {log.read_text()[-3000:]}")
-            time.sleep(0.3)
+        wait_until(process, log, lambda: answers(port, "/fhir/metadata"), "gunicorn", timeout=90)
         yield server
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop(process)
         log.unlink(missing_ok=True)
+
+
+def answers(port: int, path: str) -> bool:
+    """Whether a server on `port` answers `path` with 200 (not at all while it starts)."""
+    try:
+        return request(port, "GET", path, timeout=5)[0] == 200
+    except OSError:
+        return False
+
+
+def wait_until(process: subprocess.Popen, log: Path, ready: Callable[[], bool], what: str,
+               timeout: float = 60, every: float = 0.3) -> None:
+    """Wait for a process started by a test to be `ready`; its log tail if it exits or never is."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log.read_text(errors='replace')[-3000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} was not ready: {log.read_text(errors='replace')[-3000:]}")
+        time.sleep(every)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a process started in its own session, and its children: TERM, then KILL after 20 s."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 # -- a PostgreSQL instance of the test's own ---------------------------------------------------

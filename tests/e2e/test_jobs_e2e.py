@@ -28,7 +28,7 @@ from fhir_api.store import jobs, repository
 from fhir_api.store.models import Job, Resource
 from fhir_search.models import StringIndex
 from tests.conftest import new_patient
-from tests.live import ROOT, database_url, request, serve
+from tests.live import ROOT, database_url, request, serve, stop, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -68,21 +68,11 @@ def worker(command: list[str], env: dict[str, str], ready: str) -> Iterator[subp
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while ready not in log.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the worker did not start: {log.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.2)
+        wait_until(process, log, lambda: ready in log.read_text(errors="replace"), "the worker", every=0.2)
         process.log = log  # type: ignore[attr-defined]
         yield process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop(process)
         log.unlink(missing_ok=True)
 
 

@@ -6,14 +6,12 @@ TEST_SERVER_PORTS), so the test also proves that it prints the URLs to open.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.live import ROOT, free_port, request
+from tests.live import ROOT, answers, free_port, request, stop, wait_until
 from tests.readme.examples import Command, commands, readme_text, script, statuses
 
 
@@ -45,26 +43,10 @@ def make_run(tmp_path: Path):
         process = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=environment, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"make run exited: {log.read_text()[-3000:]}")
-            try:
-                if request(port, "GET", "/healthz", timeout=5)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"make run did not answer: {log.read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_until(process, log, lambda: answers(port, "/healthz"), "make run", timeout=180, every=0.5)
         yield port, log, tmp_path
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop(process)
 
 
 def _expected(command: Command, got: str) -> bool:
