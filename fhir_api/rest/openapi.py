@@ -173,7 +173,10 @@ def _operation_paths(resource_type: str | None, names: list[str], paths: dict[st
                     "operationId": f"{method}-{name}-{level}{'-' + resource_type if resource_type else ''}",
                     "parameters": _params("_format", "_pretty") + (_params("id") if level == "instance" else []),
                     **body,
-                    "responses": _responses({"200": _answer("The operation's result", {"type": "object"})}),
+                    "responses": _responses(
+                        {"202": {"description": "Started as a job: poll the status URL in Content-Location",
+                                 "headers": {"Content-Location": {"schema": {"type": "string"}}}}}
+                        if op.asynchronous else {"200": _answer("The operation's result", {"type": "object"})}),
                 }
             paths[f"{prefix}/${name}"] = entry
 

@@ -90,3 +90,12 @@ def test_the_document_and_the_docs_page_need_no_token(client):
 def test_only_the_listed_assets_are_served(client):
     assert client.get("/fhir/docs/assets/..%2F..%2F__init__.py").status_code == 404
     assert client.get("/fhir/docs/assets/swagger-ui-bundle.js.map").status_code == 404
+
+
+def test_operations_that_run_as_jobs_document_202_with_a_status_url(client):
+    paths = client.get("/fhir/openapi.json").json()["paths"]
+    for path in ("/$reindex", "/Patient/$reindex", "/$export", "/Patient/$export", "/Group/{id}/$export"):
+        post = paths[path]["post"]
+        assert "202" in post["responses"] and "200" not in post["responses"], path
+        assert "Content-Location" in post["responses"]["202"]["headers"]
+    assert "200" in paths["/Patient/$everything"]["get"]["responses"]

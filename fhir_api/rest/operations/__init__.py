@@ -74,6 +74,9 @@ class Operation:
     # every resource unrestricted may call it (e.g. $reindex).
     permission: str | None = None
     everything: bool = False
+    # It runs as a job: the call answers 202 with the job's status URL in Content-Location
+    # (https://hl7.org/fhir/R4/async.html), which the OpenAPI document says.
+    asynchronous: bool = False
 
 
 _REGISTRY: dict[str, list[Operation]] = {}
@@ -88,10 +91,11 @@ def operation(
     definition: str | None = None,
     permission: str | None = None,
     everything: bool = False,
+    asynchronous: bool = False,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         op = Operation(name, frozenset(levels), frozenset(types) if types else None, handler, affects_state,
-                       definition, permission, everything)
+                       definition, permission, everything, asynchronous)
         _REGISTRY.setdefault(name, []).append(op)
         return handler
 

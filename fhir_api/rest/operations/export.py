@@ -229,18 +229,19 @@ def kick_off(invocation: Invocation, level: str) -> HttpResponse:
                   Content_Location=f"{base}/_jobs/{job.id}")
 
 
-@operation("export", levels=("system",), definition="http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export")
+@operation("export", levels=("system",), asynchronous=True,
+           definition="http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export")
 def export_system(invocation: Invocation) -> HttpResponse:
     return kick_off(invocation, "system")
 
 
-@operation("export", levels=("type",), types=("Patient",),
+@operation("export", levels=("type",), types=("Patient",), asynchronous=True,
            definition="http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export")
 def export_patients(invocation: Invocation) -> HttpResponse:
     return kick_off(invocation, "patient")
 
 
-@operation("export", levels=("instance",), types=("Group",),
+@operation("export", levels=("instance",), types=("Group",), asynchronous=True,
            definition="http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export")
 def export_group(invocation: Invocation) -> HttpResponse:
     return kick_off(invocation, "group")

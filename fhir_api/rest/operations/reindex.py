@@ -50,7 +50,8 @@ def _types(invocation: Invocation) -> list[str]:
     return types
 
 
-@operation("reindex", levels=("system", "type"), affects_state=True, permission="u", everything=True)
+@operation("reindex", levels=("system", "type"), affects_state=True, permission="u", everything=True,
+           asynchronous=True)
 def reindex(invocation: Invocation) -> HttpResponse:
     plan = {
         "types": _types(invocation),
