@@ -56,6 +56,18 @@ class Invocation:
         found = self.values(name)
         return found[0] if found else default
 
+    @property
+    def operation(self) -> str:
+        """The operation's name (without "$"), from the URL it was called at."""
+        return self.request.path.rsplit("$", 1)[-1]
+
+    def one(self, name: str) -> Any:
+        """The value of a parameter that may be given once (None when absent; 400 when repeated)."""
+        found = self.values(name)
+        if len(found) > 1:
+            raise BadRequest(f"${self.operation} takes at most one {name}")
+        return found[0] if found else None
+
 
 Handler = Callable[[Invocation], HttpResponse]
 

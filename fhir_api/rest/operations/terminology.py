@@ -40,37 +40,26 @@ Parameters = dict[str, Any]
 # -- reading parameters -----------------------------------------------------------------------
 
 
-def _one(inv: Invocation, name: str) -> Any:
-    values = inv.values(name)
-    if len(values) > 1:
-        raise BadRequest(f"${_op(inv)} takes at most one {name}")
-    return values[0] if values else None
-
-
-def _op(inv: Invocation) -> str:
-    return inv.request.path.rsplit("$", 1)[-1]
-
-
 def _text(inv: Invocation, name: str) -> str | None:
-    value = _one(inv, name)
+    value = inv.one(name)
     if value is None:
         return None
     if not isinstance(value, str) or not value:
-        raise BadRequest(f"${_op(inv)}: {name} takes a non-empty string")
+        raise BadRequest(f"${inv.operation}: {name} takes a non-empty string")
     return value
 
 
 def _flag(inv: Invocation, name: str) -> bool:
-    value = _one(inv, name)
+    value = inv.one(name)
     if value is None or isinstance(value, bool):
         return bool(value)
     if value in ("true", "false"):
         return value == "true"
-    raise BadRequest(f"${_op(inv)}: {name} takes true or false, not {value!r}")
+    raise BadRequest(f"${inv.operation}: {name} takes true or false, not {value!r}")
 
 
 def _number(inv: Invocation, name: str) -> int | None:
-    value = _one(inv, name)
+    value = inv.one(name)
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -78,18 +67,18 @@ def _number(inv: Invocation, name: str) -> int | None:
     elif isinstance(value, str) and value.isascii() and value.isdigit():
         number = int(value)
     else:
-        raise BadRequest(f"${_op(inv)}: {name} takes a non-negative integer, not {value!r}")
+        raise BadRequest(f"${inv.operation}: {name} takes a non-negative integer, not {value!r}")
     if number < 0:
-        raise BadRequest(f"${_op(inv)}: {name} takes a non-negative integer, not {value!r}")
+        raise BadRequest(f"${inv.operation}: {name} takes a non-negative integer, not {value!r}")
     return number
 
 
 def _coding(inv: Invocation, name: str) -> dict[str, Any] | None:
-    value = _one(inv, name)
+    value = inv.one(name)
     if value is None:
         return None
     if not isinstance(value, dict) or not isinstance(value.get("code"), str):
-        raise BadRequest(f"${_op(inv)}: {name} takes a Coding with a code")
+        raise BadRequest(f"${inv.operation}: {name} takes a Coding with a code")
     return value
 
 
@@ -97,16 +86,16 @@ def _codings(inv: Invocation, system_name: str = "system") -> list[dict[str, Any
     """What to check or translate: `code` (+ system, display), or a `coding`, or a `codeableConcept`."""
     code = _text(inv, "code")
     coding = _coding(inv, "coding")
-    concept = _one(inv, "codeableConcept")
+    concept = inv.one("codeableConcept")
     given = [x for x in (code, coding, concept) if x is not None]
     if len(given) != 1:
-        raise BadRequest(f"${_op(inv)} takes one of code, coding and codeableConcept")
+        raise BadRequest(f"${inv.operation} takes one of code, coding and codeableConcept")
     if code is not None:
         return [{"system": _text(inv, system_name), "code": code, "display": _text(inv, "display")}]
     if coding is not None:
         return [coding]
     if not isinstance(concept, dict) or not isinstance(concept.get("coding"), list) or not concept["coding"]:
-        raise BadRequest(f"${_op(inv)}: codeableConcept takes at least one coding")
+        raise BadRequest(f"${inv.operation}: codeableConcept takes at least one coding")
     return [c for c in concept["coding"] if isinstance(c, dict) and isinstance(c.get("code"), str)]
 
 
@@ -131,14 +120,14 @@ def _definition(inv: Invocation, resource_type: str, url_name: str, resource_nam
         if found is None:
             raise NotFound(f"{resource_type}/{inv.logical_id} is not known to this server")
         return found
-    given = _one(inv, resource_name)
+    given = inv.one(resource_name)
     if given is not None:
         if not isinstance(given, dict) or given.get("resourceType") != resource_type:
-            raise BadRequest(f"${_op(inv)}: {resource_name} takes a {resource_type} resource")
+            raise BadRequest(f"${inv.operation}: {resource_name} takes a {resource_type} resource")
         return given
     url = _text(inv, url_name)
     if url is None:
-        raise BadRequest(f"${_op(inv)} needs {url_name} (or a {resource_name} resource, or an instance URL)")
+        raise BadRequest(f"${inv.operation} needs {url_name} (or a {resource_name} resource, or an instance URL)")
     found = terminology.find(resource_type, url)
     if found is None:
         raise NotFound(f"The {resource_type} {url} is not known to this server")
@@ -152,7 +141,7 @@ def _code_system(inv: Invocation, url: str | None) -> concepts.CodeSystemIndex:
             raise NotFound(f"CodeSystem/{inv.logical_id} is not known to this server")
         url = cs.get("url")
     if not url:
-        raise BadRequest(f"${_op(inv)} needs the code system: system (or url), or an instance URL")
+        raise BadRequest(f"${inv.operation} needs the code system: system (or url), or an instance URL")
     try:
         return concepts.code_system(url)
     except terminology.TerminologyError as error:
@@ -400,7 +389,7 @@ def subsumes(inv: Invocation) -> HttpResponse:
 
 def _maps(inv: Invocation) -> list[dict[str, Any]]:
     """The ConceptMaps to use: the instance, `conceptMap`, `url`, or every stored map."""
-    if inv.level == "instance" or _one(inv, "conceptMap") is not None or _one(inv, "url") is not None:
+    if inv.level == "instance" or inv.one("conceptMap") is not None or inv.one("url") is not None:
         return [_definition(inv, "ConceptMap", "url", "conceptMap")]
     rows = Resource.objects.filter(resource_type="ConceptMap", deleted=False).values_list("data", flat=True)
     return [jsonio.loads(d) for d in rows[: settings.FHIR_MAX_COUNT]]
@@ -421,7 +410,7 @@ def translate(inv: Invocation) -> HttpResponse:
     reverse = _flag(inv, "reverse")
     source, target = _text(inv, "source"), _text(inv, "target")
     target_system = _text(inv, "targetsystem")
-    explicit = inv.level == "instance" or _one(inv, "conceptMap") is not None or _one(inv, "url") is not None
+    explicit = inv.level == "instance" or inv.one("conceptMap") is not None or inv.one("url") is not None
     matches: list[dict[str, Any]] = []
     for cm in _maps(inv):
         if not explicit and not _scope_fits(cm, source, target, reverse):

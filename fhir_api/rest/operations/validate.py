@@ -55,13 +55,6 @@ def base_profile_type(url: str) -> str | None:
 _issue = issue
 
 
-def _one(invocation: Invocation, name: str) -> Any:
-    values = invocation.values(name)
-    if len(values) > 1:
-        raise BadRequest(f"$validate takes at most one {name}")
-    return values[0] if values else None
-
-
 def _resource_of(invocation: Invocation) -> Any:
     if invocation.resource is not None:
         return invocation.resource
@@ -70,7 +63,7 @@ def _resource_of(invocation: Invocation) -> Any:
         # `POST Parameters/$validate` with a Parameters body and no `resource` parameter: the
         # body itself is what to check (as sent, without the URL's parameters merged in).
         return formats.parse_body(invocation.request)
-    return _one(invocation, "resource")
+    return invocation.one("resource")
 
 
 def _content_issues(resource_type: str, resource: Any) -> list[Issue]:
@@ -198,7 +191,7 @@ def _outcome(issues: list[Issue]) -> dict[str, Any]:
 def validate(invocation: Invocation) -> HttpResponse:
     rtype = invocation.resource_type
     assert rtype is not None
-    mode = _one(invocation, "mode")
+    mode = invocation.one("mode")
     if mode is not None and mode not in MODES:
         raise BadRequest(f"$validate: mode must be one of {', '.join(MODES)}, not {mode!r}")
     if mode in ("update", "delete") and invocation.level != "instance":
@@ -216,7 +209,7 @@ def validate(invocation: Invocation) -> HttpResponse:
             issues += _create_issues(resource)
         elif mode == "update":
             issues += _update_issues(invocation, resource)
-    issues += _nominated_profile(rtype, _one(invocation, "profile"), resource)
+    issues += _nominated_profile(rtype, invocation.one("profile"), resource)
     # Errors first: a client reading only the first issue sees the verdict.
     order = {"fatal": 0, "error": 1, "warning": 2, "information": 3}
     issues.sort(key=lambda i: order.get(i.get("severity", ""), 4))
