@@ -69,16 +69,11 @@ def require(request: HttpRequest, resource_type: str, interaction: str) -> None:
 def require_visible(request: HttpRequest, resource_type: str, logical_id: str, interaction: str) -> None:
     """The interaction is allowed on this type and this resource is within reach; a resource out
     of reach is answered as not found (404), exactly as one that does not exist."""
-    require(request, resource_type, interaction)
-    access = getattr(request, "access", None)
-    condition = None if access is None else access_sql.type_condition(access, resource_type, interaction)
-    if condition is None:
-        return
+    narrowed = _narrowed_rows(request, resource_type, logical_id, interaction)
     # Only a current resource can be shown to be within reach (a deleted one has no index
     # rows to test): under a narrowed token a deleted resource answers 404, not 410, so
     # that another patient's deletions are not revealed.
-    rows = Resource.objects.filter(resource_type=resource_type, logical_id=logical_id, deleted=False)
-    if not rows.filter(condition).exists():
+    if narrowed is not None and not narrowed[0].filter(narrowed[1]).exists():
         raise NotFound(f"{resource_type}/{logical_id} is not known")
 
 
@@ -86,14 +81,22 @@ def require_writable(request: HttpRequest, resource_type: str, logical_id: str, 
     """An operation that changes an existing resource without writing a version (so the
     store's write guard does not see it): the resource must be within the token's reach for
     that interaction (403 otherwise). A resource that does not exist is left to the operation."""
+    narrowed = _narrowed_rows(request, resource_type, logical_id, interaction)
+    if narrowed is not None:
+        rows, condition = narrowed
+        if not rows.filter(condition).exists() and rows.exists():
+            raise Forbidden(f"{resource_type}/{logical_id} is outside what the access token may change")
+
+
+def _narrowed_rows(request: HttpRequest, resource_type: str, logical_id: str, interaction: str):
+    """After the scope check: the resource's current row (a queryset) and the condition the
+    token narrows this type with; None when the token reaches every resource of the type."""
     require(request, resource_type, interaction)
     access = getattr(request, "access", None)
     condition = None if access is None else access_sql.type_condition(access, resource_type, interaction)
     if condition is None:
-        return
-    rows = Resource.objects.filter(resource_type=resource_type, logical_id=logical_id, deleted=False)
-    if not rows.filter(condition).exists() and rows.exists():
-        raise Forbidden(f"{resource_type}/{logical_id} is outside what the access token may change")
+        return None
+    return Resource.objects.filter(resource_type=resource_type, logical_id=logical_id, deleted=False), condition
 
 
 def visible_condition(request: HttpRequest, types: tuple[str, ...] | None, interaction: str):
