@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.models import Count
 
+from fhir_api.store.audit import RESOURCE_TYPE as AUDIT_TYPE
 from fhir_api.store.models import Resource
 
 RARE_LIMIT = 10_000
@@ -32,11 +33,11 @@ def counts() -> list[TypeCount]:
     """Resources per type, largest first; the audit trail (not clinical data, and the largest
     table of a busy server) is left to its own page."""
     found = _postgres_counts() if connection.vendor == "postgresql" else _exact_counts()
-    return sorted((c for c in found if c.resource_type != "AuditEvent"), key=lambda c: (-c.count, c.resource_type))
+    return sorted(found, key=lambda c: (-c.count, c.resource_type))
 
 
 def _exact_counts() -> list[TypeCount]:
-    rows = Resource.objects.values("resource_type").annotate(n=Count("id")).order_by()
+    rows = Resource.objects.exclude(resource_type=AUDIT_TYPE).values("resource_type").annotate(n=Count("id")).order_by()
     return [TypeCount(r["resource_type"], r["n"], False) for r in rows]
 
 
@@ -81,7 +82,7 @@ def _postgres_counts() -> list[TypeCount]:
             values = _pg_array(values_text)
             estimated = {v: round(reltuples * f) for v, f in zip(values, freqs, strict=False)}
         cursor.execute(_TYPES_PRESENT)
-        present = [r[0] for r in cursor.fetchall()]
+        present = [r[0] for r in cursor.fetchall() if r[0] != AUDIT_TYPE]
         out = []
         for resource_type in present:
             if resource_type in estimated:

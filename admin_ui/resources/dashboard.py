@@ -5,6 +5,7 @@ from django.template.response import TemplateResponse
 
 from admin_ui import roles
 from admin_ui.resources.counts import counts
+from fhir_api.store.audit import RESOURCE_TYPE as AUDIT_TYPE
 from fhir_api.store.models import ResourceVersion
 
 RECENT = 20
@@ -23,7 +24,7 @@ def dashboard(site, request):
         context["estimated"] = any(c.estimated for c in context["counts"])
         # The (last_updated, id) index of the version table: the newest rows without a scan.
         context["recent"] = list(
-            ResourceVersion.objects.exclude(resource_type="AuditEvent").order_by("-last_updated", "-id")
+            ResourceVersion.objects.exclude(resource_type=AUDIT_TYPE).order_by("-last_updated", "-id")
             .only("resource_type", "logical_id", "version_id", "last_updated", "deleted", "method")[:RECENT]
         )
     return TemplateResponse(request, "admin_ui/dashboard.html", context)
