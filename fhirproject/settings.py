@@ -210,6 +210,16 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 X_FRAME_OPTIONS = "DENY"
+# The FHIR API (/fhir) runs through these only (fhirproject/handlers.py): bearer tokens, no
+# sessions, cookies, CSRF forms or sign-in throttling, and each layer costs every request.
+# Its answers get the same headers as the site's (tests/fhirproject/test_handlers.py).
+FHIR_API_MIDDLEWARE = [
+    "fhirproject.request_log.RequestObservationMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "fhir_api.rest.middleware.FhirAnswerMiddleware",
+    "fhir_api.rest.cors.CorsMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
 
 # -- the staff console (/admin) -------------------------------------------------------------
 # Sign-ins (the console's and the /auth sign-in screen's) are throttled by django-axes, per

@@ -2,13 +2,17 @@
 import os
 import sys
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 from fhirproject.env import SettingError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fhirproject.settings")
 try:
-    application = get_wsgi_application()
+    django.setup(set_prefix=False)  # as django.core.wsgi.get_wsgi_application does
+    from fhirproject.handlers import split_application
+
+    # /fhir through the API's lean middleware, the rest through the full stack (handlers.py).
+    application = split_application()
 except SettingError as exc:
     # One line instead of a traceback per worker; gunicorn stops when a worker cannot boot.
     print(f"configuration error: {exc}", file=sys.stderr)

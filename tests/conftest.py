@@ -8,10 +8,40 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import django.test.client
 import pytest
 from django.db import connection
 
+from fhirproject.handlers import ApiMiddlewareMixin, is_api_path
+
 FHIR_JSON = "application/fhir+json"
+
+
+# Django's own: every path through settings.MIDDLEWARE (tests/fhirproject/test_handlers.py
+# compares the two stacks' answers).
+FullStackClientHandler = django.test.client.ClientHandler
+
+
+class _ApiClientHandler(ApiMiddlewareMixin, FullStackClientHandler):
+    pass
+
+
+class _SplitClientHandler(FullStackClientHandler):
+    """Django's test client handler, serving /fhir through the API's middleware stack as
+    fhirproject.wsgi does (fhirproject/handlers.py), so the tests see what gunicorn serves."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.api = _ApiClientHandler(*args, **kwargs)
+
+    def __call__(self, environ: dict[str, Any]):
+        if is_api_path(environ.get("PATH_INFO", "")):
+            return self.api(environ)
+        return super().__call__(environ)
+
+
+# Every test client (pytest-django's `client`, `Client()` in a test) is made with this handler.
+django.test.client.ClientHandler = _SplitClientHandler
 
 
 class FhirClient:

@@ -15,12 +15,14 @@ import logging
 from collections.abc import Callable
 from http import HTTPStatus
 
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
 
 from fhir_api.rest.responses import outcome_response
 from fhir_api.store.errors import FhirError
 
 logger = logging.getLogger(__name__)
+security_logger = logging.getLogger("django.security.DisallowedHost")
 
 FHIR_PREFIX = "/fhir"
 # The CapabilityStatement holds no patient data; caches may keep it.
@@ -50,10 +52,18 @@ class FhirAnswerMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
         path = request.path
         if path != FHIR_PREFIX and not path.startswith(FHIR_PREFIX + "/"):
-            return response
+            return self.get_response(request)
+        try:
+            # ALLOWED_HOSTS, checked before anything builds a URL from the Host header (on
+            # the site's stack CommonMiddleware checks it; the API's stack has no such layer).
+            request.get_host()
+        except DisallowedHost as exc:
+            security_logger.warning("%s", exc)
+            response = _outcome_for(request, 400)
+        else:
+            response = self.get_response(request)
         if response.status_code >= 400 and not _is_fhir_body(response):
             logger.info("replaced a %s %s answer to %s by an OperationOutcome",
                         response.status_code, response.get("Content-Type"), path)

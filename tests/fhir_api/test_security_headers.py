@@ -93,12 +93,12 @@ def test_a_disallowed_host_in_debug_mode_is_an_outcome():
 
 @override_settings(DEBUG=True)
 def test_a_crash_before_the_view_in_debug_mode_is_an_outcome(monkeypatch):
-    from django.middleware.common import CommonMiddleware
+    from fhir_api.rest.cors import CorsMiddleware  # a layer of the API's middleware stack
 
     def crash(self, request):
         raise RuntimeError("secret internals: SELECT password FROM auth_user")
 
-    monkeypatch.setattr(CommonMiddleware, "process_request", crash)
+    monkeypatch.setattr(CorsMiddleware, "__call__", crash)
     response = Client(raise_request_exception=False).get("/fhir/Patient")
     assert_clean_outcome(response, 500)
     assert "secret" not in response.content.decode()
