@@ -10,18 +10,19 @@ from fhirproject.metrics import metrics_view
 from smart_auth.discovery import smart_configuration_view
 
 urlpatterns = [
-    path("", front_page, name="front-page"),
-    path("healthz", healthz, name="healthz"),
-    path("readyz", readyz, name="readyz"),
-    path("metrics", metrics_view, name="metrics"),
-    path("auth/", include("smart_auth.urls")),
-    # Before the FHIR routes, which would read ".well-known" as a resource type (and answer
-    # the others as unknown FHIR URLs).
+    # The FHIR API first: it takes most requests, and Django tries the patterns in order.
+    # These four before its routes, which would read ".well-known" as a resource type (and
+    # answer the others as unknown FHIR URLs).
     path("fhir/.well-known/smart-configuration", smart_configuration_view, name="smart-configuration"),
     path("fhir/openapi.json", openapi_json, name="openapi"),
     path("fhir/docs", api_docs, name="api-docs"),
     path("fhir/docs/assets/<str:name>", api_docs_asset, name="api-docs-asset"),
     path("fhir", include("fhir_api.rest.urls")),
+    path("", front_page, name="front-page"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
+    path("auth/", include("smart_auth.urls")),
     path("admin", RedirectView.as_view(pattern_name="admin:index")),
     path("admin/", admin.site.urls),
 ]

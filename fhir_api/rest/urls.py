@@ -45,6 +45,15 @@ def _type_route(request, **kwargs):
 
 
 urlpatterns = [
+    # The busiest route first (Django tries patterns in order, for every request); the type's
+    # _history and _search before it, which it would otherwise take for ids.
+    re_path(rf"^/{TYPE}/_history$", TypeViewSet.as_view({"get": "history"}), name="fhir-history-type"),
+    re_path(rf"^/{TYPE}/_search$", _search_type, name="fhir-search-type"),
+    re_path(
+        rf"^/{TYPE}/{ID}$",
+        InstanceViewSet.as_view({"get": "read", "put": "update", "patch": "patch", "delete": "delete"}),
+        name="fhir-instance",
+    ),
     path("", _system_route, name="fhir-system"),
     path("/", _system_route),  # the base with a trailing slash, as many clients write it
     path("/_search", _search_system, name="fhir-search-system"),
@@ -61,8 +70,6 @@ urlpatterns = [
             JobViewSet.as_view({"get": "file"}), name="fhir-job-file"),
     path("/metadata", SystemViewSet.as_view({"get": "capabilities"}), name="fhir-capabilities"),
     path("/_history", SystemViewSet.as_view({"get": "history"}), name="fhir-history-system"),
-    re_path(rf"^/{TYPE}/_history$", TypeViewSet.as_view({"get": "history"}), name="fhir-history-type"),
-    re_path(rf"^/{TYPE}/_search$", _search_type, name="fhir-search-type"),
     re_path(rf"^/{TYPE}$", _type_route, name="fhir-type"),
     re_path(  # compartment search: /Patient/123/Observation or /Patient/123/*
         r"^/(?P<compartment_type>[A-Z][A-Za-z]+)/(?P<compartment_id>[^/$]+)/(?P<resource_type>[A-Z][A-Za-z]+|\*)$",
@@ -75,11 +82,6 @@ urlpatterns = [
         name="fhir-vread",
     ),
     re_path(rf"^/{TYPE}/{ID}/_history$", InstanceViewSet.as_view({"get": "history"}), name="fhir-history-instance"),
-    re_path(
-        rf"^/{TYPE}/{ID}$",
-        InstanceViewSet.as_view({"get": "read", "put": "update", "patch": "patch", "delete": "delete"}),
-        name="fhir-instance",
-    ),
 ]
 
 
