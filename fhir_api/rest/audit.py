@@ -65,7 +65,8 @@ def interaction_of(action: str, kwargs: dict[str, Any], request: HttpRequest) ->
 @contextmanager
 def acting(request: HttpRequest, action: str) -> Iterator[list[int]]:
     """Serve the request as its actor, so the store's recorder knows who wrote."""
-    with trail.acting(actor_of(request, getattr(request, "access", None)), action) as counter:
+    actor = request.audit_actor = actor_of(request, getattr(request, "access", None))
+    with trail.acting(actor, action) as counter:
         yield counter
 
 
@@ -94,7 +95,7 @@ def record(request: HttpRequest, action: str | None, kwargs: dict[str, Any], res
 
 def event_for(request: HttpRequest, interaction: str, kwargs: dict[str, Any], status: int,
               error: Exception | None) -> dict[str, Any]:
-    who = actor_of(request, getattr(request, "access", None))
+    who = getattr(request, "audit_actor", None) or actor_of(request, getattr(request, "access", None))
     rtype, logical_id = kwargs.get("resource_type"), kwargs.get("logical_id")
     reference = None
     if rtype and logical_id and repository.valid_id(logical_id):  # a refused id ("a\x00b") is in outcomeDesc
