@@ -22,7 +22,8 @@ is required, min >= 1, or forbidden, max 0), `type` (the type of the value at th
 type, a resource's resourceType) and `profile` (the value at the path conforms to a profile of
 the slice's element, checked with this module; core profile URLs mean the type). A path may end
 in `resolve()`: the Reference is followed to a contained resource, an entry of the Bundle being
-checked, or a resource stored on this server (relative or absolute under FHIR_BASE_URL), and the
+checked, or a resource stored on this server that the request may read (relative or absolute
+under FHIR_BASE_URL; `conformance.readable` applies the request's access), and the
 slice's `targetProfile`s give the type or profiles. Not checked (an information issue says so):
 `value`/`pattern` through resolve(), and `profile` discriminators naming profiles not held here.
 A Reference element whose `targetProfile`s restrict its types refuses a reference to another
@@ -36,11 +37,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-import orjson
 from django.conf import settings
 
 from fhir_api.store import conformance, invariants, reference_targets
-from fhir_api.store.errors import Gone, Issue, NotFound, issue
+from fhir_api.store.errors import Issue, issue
 from fhir_api.store.structure import structures
 from fhir_api.store.terminology import CodeSet
 
@@ -313,7 +313,7 @@ class _Checker:
         if where is None:
             return None
         if where not in self.fetched:
-            self.fetched[where] = _read(*where)
+            self.fetched[where] = conformance.readable(*where)
         return self.fetched[where]
 
     def conforms(self, data: Any, type_code: str, url: str) -> bool:
@@ -382,16 +382,6 @@ def _full_urls(resource: dict[str, Any]) -> dict[str, str]:
     return {e["fullUrl"]: e["resource"]["resourceType"] for e in resource.get("entry") or ()
             if isinstance(e, dict) and isinstance(e.get("fullUrl"), str) and isinstance(e.get("resource"), dict)
             and isinstance(e["resource"].get("resourceType"), str)}
-
-
-def _read(resource_type: str, logical_id: str) -> dict[str, Any] | None:
-    # The repository writes through validation, which needs this module: import on use.
-    from fhir_api.store import repository
-
-    try:
-        return orjson.loads(repository.read(resource_type, logical_id).data)
-    except (NotFound, Gone):
-        return None
 
 
 @lru_cache(maxsize=1024)

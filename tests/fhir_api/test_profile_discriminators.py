@@ -273,3 +273,20 @@ def test_a_profile_narrows_reference_targets_to_its_target_profiles_types(fhir, 
     logical = {"identifier": {"system": "http://example.org/devices", "value": "d1"}, "type": "Device"}
     (where, message), = refusal(fhir.post("/Observation", claiming(url, observation(subject=logical))))
     assert "not a Device" in message
+
+
+def test_resolve_reads_only_what_the_client_may_read(fhir, panel, settings):
+    from tests.access_tokens import mint
+
+    member = fhir.post("/Observation", observation()).json()["id"]
+    answers = fhir.post("/QuestionnaireResponse", {"resourceType": "QuestionnaireResponse",
+                                                   "status": "completed"}).json()["id"]
+    body = claiming(panel, observation(hasMember=[{"reference": f"Observation/{member}"},
+                                                  {"reference": f"QuestionnaireResponse/{answers}"}]))
+    settings.FHIR_AUTH_REQUIRED = True
+    everything = {"Authorization": f"Bearer {mint('system/*.cruds')}"}
+    assert fhir.post("/Observation", body, headers=everything).status_code == 422
+    # Without the right to read QuestionnaireResponses, that member resolves to nothing: the
+    # profile cannot be used to learn what it is.
+    observations = {"Authorization": f"Bearer {mint('system/Observation.cruds system/StructureDefinition.rs')}"}
+    assert fhir.post("/Observation", body, headers=observations).status_code == 201
