@@ -34,6 +34,11 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
     levels = results.get("ingest_levels") or {}
     if levels.get("full_vs_standard"):
         out["ingest_full_vs_standard"] = levels["full_vs_standard"]
+    lastn = {w["name"]: w for w in _by(results, "lastn")}
+    vitals = lastn.get("$lastn Observation?patient&category=vital-signs&max=3")
+    yardstick = next((w for name, w in lastn.items() if "yardstick" in name), None)
+    if vitals and yardstick and vitals["p95_ms"] and yardstick["p95_ms"]:
+        out["lastn_vs_plain_search_p95"] = round(vitals["p95_ms"] / yardstick["p95_ms"], 3)
     for key, ours, theirs in (
         ("read_vs_ceiling", "read", "ceiling-read"),
         ("read_token_vs_open", "read-token", "read"),

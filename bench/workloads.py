@@ -412,9 +412,15 @@ def lastn_operations(catalog: Catalog) -> list[tuple[str, Operation]]:
     def every_code(s: Session) -> None:
         _counting(s, _bundle(s, _query("Observation/$lastn", [("patient", s.rng.choice(patients)["id"])])))
 
+    def plain_search(s: Session) -> None:
+        # What a client does without $lastn: the first page of the same matches (a yardstick in the same run).
+        params = [("patient", s.rng.choice(patients)["id"]), ("category", "vital-signs")]
+        _counting(s, _bundle(s, _query("Observation", params)))
+
     return [
         ("$lastn Observation?patient&category=vital-signs&max=3", vitals),
         ("$lastn Observation?patient (max=1, every code)", every_code),
+        ("search Observation?patient&category=vital-signs (yardstick)", plain_search),
     ]
 
 

@@ -145,5 +145,6 @@ def test_the_benchmark_runs_end_to_end_on_tiny_sizes(live_server, ceiling_url, t
     text = report.table(results)
     assert "ingest: transaction bundle per patient" in text and "targets (issue 5)" in text
     assert "ingest at FHIR_VALIDATION_LEVEL=full" in text and "ingest_full_vs_standard" in results["ratios"]
+    assert "lastn_vs_plain_search_p95" in results["ratios"]
     path = report.write_json(results, tmp_path, "smoke")
     assert path.exists() and path.stat().st_size > 0
