@@ -85,8 +85,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default=None,
-        help="comma list of groups: read,ceiling,search,count,everything,mixed (ingest always runs "
-        "unless --skip-ingest)",
+        help="comma list of groups: read,ceiling,search,count,lastn,everything,mixed,levels (ingest "
+        "always runs unless --skip-ingest)",
+    )
+    parser.add_argument(
+        "--levels-patients",
+        type=int,
+        default=None,
+        help="patients (another seed) ingested for the FHIR_VALIDATION_LEVEL full/standard ratio "
+        "(default 5%% of --patients, at least 4)",
     )
     parser.add_argument("--no-ceilings", action="store_true", help="skip the COPY and minimal-WSGI ceilings")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
@@ -95,6 +102,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.patients = args.patients if args.patients is not None else (5 if quick else 100)
     args.duration = args.duration if args.duration is not None else (1.0 if quick else 10.0)
     args.warmup = args.warmup if args.warmup is not None else (0.2 if quick else 1.0)
+    args.levels_patients = args.levels_patients if args.levels_patients is not None else max(4, args.patients // 20)
     args.soak = args.soak if args.soak is not None else max(args.duration * 2, 2.0 if quick else 10.0)
     return args
 
@@ -155,6 +163,24 @@ def dataset_summary(bundles: list[workloads.Prepared], seconds: float) -> dict[s
         "entries_by_type": dict(types.most_common()),
         "generated_in_s": round(seconds, 2),
     }
+
+
+def validation_levels(args: argparse.Namespace, settings: ServeSettings, database_url: str,
+                      clients: int) -> dict[str, Any]:
+    """Ingest at FHIR_VALIDATION_LEVEL=standard and =full, by turns, on two servers of the run."""
+    bundles = [workloads.prepare(b) for b in generate.patient_bundles(args.seed + 1, args.levels_patients)]
+    log(f"validation levels: {len(bundles)} more patients (seed {args.seed + 1}), standard and full by turns ...")
+    with ExitStack() as stack:
+        targets = {}
+        for level in ("standard", "full"):
+            env = {**server_env(database_url), "FHIR_VALIDATION_LEVEL": level}
+            server = stack.enter_context(Gunicorn("fhirproject.wsgi:application", settings, env))
+            targets[level] = Target(server.url)
+            workloads.warm_up(targets[level], clients=2 * settings.workers, seconds=max(2.0, args.warmup * 2))
+        out = workloads.ingest_levels(targets, bundles, clients=clients, chunk=2 * clients)
+    log(f"  standard {out['standard']['resources_per_s']} res/s, full {out['full']['resources_per_s']} res/s: "
+        f"full/standard {out.get('full_vs_standard')}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         log("workloads ...")
         measured = run_workloads(target, catalog, config, ceiling=ceiling_target,
                                  authenticated=authenticated_target, worker_pids=pids)
+        if args.url is None and config.wants("levels"):
+            results["ingest_levels"] = validation_levels(args, settings, database_url, ingest_clients)
     results["workloads"] = measured["workloads"]
     results["memory"] = measured["memory"]
     results["notes"] += measured["notes"]

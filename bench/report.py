@@ -31,6 +31,14 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
     copy = (results.get("ceilings") or {}).get("copy")
     if ingest and copy:
         out["ingest_vs_copy"] = round(ingest["resources_per_s"] / copy["resources_per_s"], 4)
+    levels = results.get("ingest_levels") or {}
+    if levels.get("full_vs_standard"):
+        out["ingest_full_vs_standard"] = levels["full_vs_standard"]
+    lastn = {w["name"]: w for w in _by(results, "lastn")}
+    vitals = lastn.get("$lastn Observation?patient&category=vital-signs&max=3")
+    yardstick = next((w for name, w in lastn.items() if "yardstick" in name), None)
+    if vitals and yardstick and vitals["p95_ms"] and yardstick["p95_ms"]:
+        out["lastn_vs_plain_search_p95"] = round(vitals["p95_ms"] / yardstick["p95_ms"], 3)
     for key, ours, theirs in (
         ("read_vs_ceiling", "read", "ceiling-read"),
         ("read_token_vs_open", "read-token", "read"),
@@ -181,6 +189,21 @@ def table(results: dict[str, Any]) -> str:
                 f"in {ingest['seconds']:.1f} s ({ingest['entries_per_s']} entries/s)",
             )
         )
+    for level, figures in (results.get("ingest_levels") or {}).items():
+        if isinstance(figures, dict):
+            rows.append(
+                (
+                    f"ingest at FHIR_VALIDATION_LEVEL={level}",
+                    "",
+                    f"{_fmt(figures['resources_per_s'])} res/s",
+                    "",
+                    "",
+                    "",
+                    _fmt(figures["errors"]),
+                    f"{figures['resources_created']} resources in {figures['seconds']:.1f} s, by turns with the "
+                    "other level",
+                )
+            )
     for key, label in (
         ("copy", "ceiling: PostgreSQL COPY, bare text table"),
         ("copy_jsonb", "ceiling: PostgreSQL COPY, bare jsonb table"),

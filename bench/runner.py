@@ -21,11 +21,12 @@ class Config:
     read_clients: tuple[int, ...] = (1, 4, 16)
     search_clients: int = 4
     count_clients: int = 1
+    lastn_clients: int = 1  # $lastn is a latency target: one client, no queueing behind others
     everything_clients: int = 4
     mixed_clients: int = 4
     mixed_seconds: float = 20.0  # the memory phase (--soak)
     seed: int = 42
-    only: frozenset[str] | None = None  # groups to run: read, ceiling, search, count, everything, mixed
+    only: frozenset[str] | None = None  # groups: read, ceiling, search, count, lastn, everything, mixed, levels
 
     def wants(self, group: str) -> bool:
         return self.only is None or group in self.only
@@ -88,6 +89,7 @@ def run_workloads(
     for group, operations, clients in (
         ("search", workloads.search_operations, config.search_clients),
         ("count", workloads.count_operations, config.count_clients),
+        ("lastn", workloads.lastn_operations, config.lastn_clients),
     ):
         if config.wants(group):
             for name, operation in operations(catalog):

@@ -398,6 +398,63 @@ def mixed_operation(catalog: Catalog) -> Operation:
     return mixed
 
 
+# -- 6 Observation/$lastn ----------------------------------------------------------------------------
+
+
+def lastn_operations(catalog: Catalog) -> list[tuple[str, Operation]]:
+    """"Latest vitals" as clinical apps ask it, for a random patient each time."""
+    patients = catalog.patients
+
+    def vitals(s: Session) -> None:
+        params = [("patient", s.rng.choice(patients)["id"]), ("category", "vital-signs"), ("max", "3")]
+        _counting(s, _bundle(s, _query("Observation/$lastn", params)))
+
+    def every_code(s: Session) -> None:
+        _counting(s, _bundle(s, _query("Observation/$lastn", [("patient", s.rng.choice(patients)["id"])])))
+
+    def plain_search(s: Session) -> None:
+        # What a client does without $lastn: the first page of the same matches (a yardstick in the same run).
+        params = [("patient", s.rng.choice(patients)["id"]), ("category", "vital-signs")]
+        _counting(s, _bundle(s, _query("Observation", params)))
+
+    return [
+        ("$lastn Observation?patient&category=vital-signs&max=3", vitals),
+        ("$lastn Observation?patient (max=1, every code)", every_code),
+        ("search Observation?patient&category=vital-signs (yardstick)", plain_search),
+    ]
+
+
+# -- 7 ingest by validation level -----------------------------------------------------------------------
+
+
+def ingest_levels(
+    targets: dict[str, Target], bundles: Sequence[Prepared], *, clients: int, chunk: int
+) -> dict[str, Any]:
+    """Resources/s of the same kind of transactions through servers that differ only in
+    FHIR_VALIDATION_LEVEL. Chunks of `chunk` bundles go to the servers in turn, so a busy
+    machine's ups and downs fall on every level alike; the ratio is what to read."""
+    names = list(targets)
+    seconds = dict.fromkeys(names, 0.0)
+    created = dict.fromkeys(names, 0)
+    errors = dict.fromkeys(names, 0)
+    for turn, start in enumerate(range(0, len(bundles), chunk)):
+        name = names[turn % len(names)]
+        result = ingest(targets[name], bundles[start : start + chunk], clients=clients, catalog=Catalog())
+        seconds[name] += result.seconds
+        created[name] += result.extra["resources_created"]
+        errors[name] += result.errors
+    out: dict[str, Any] = {
+        name: {"resources_created": created[name], "seconds": round(seconds[name], 2), "errors": errors[name],
+               "resources_per_s": round(created[name] / seconds[name], 1) if seconds[name] else None}
+        for name in names
+    }
+    first, *others = names
+    for other in others:
+        if out[first]["resources_per_s"] and out[other]["resources_per_s"]:
+            out[f"{other}_vs_{first}"] = round(out[other]["resources_per_s"] / out[first]["resources_per_s"], 3)
+    return out
+
+
 def run(
     target: Target,
     name: str,

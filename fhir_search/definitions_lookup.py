@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import orjson
+
 from fhir_api.store import conformance
 from fhir_api.store.terminology import CodeSet, TerminologyError, bound_codes
 from fhir_search import terminology
@@ -59,5 +61,18 @@ def value_set_codes(url: str) -> CodeSet | None:
     return _codes[url]
 
 
+def readable(resource_type: str, logical_id: str) -> dict[str, Any] | None:
+    """A stored resource, only when the request's access reaches it (SMART scopes and consent)."""
+    from fhir_api.store.models import Resource
+    from fhir_search import access
+
+    rows = Resource.objects.filter(resource_type=resource_type, logical_id=logical_id, deleted=False)
+    visible = access.condition((resource_type,), "r")
+    if visible is not None:
+        rows = rows.filter(visible)
+    data = rows.values_list("data", flat=True).first()
+    return orjson.loads(data) if data else None
+
+
 def register() -> None:
-    conformance.register(conformance.Finder(structure_definition, value_set_codes))
+    conformance.register(conformance.Finder(structure_definition, value_set_codes, readable))

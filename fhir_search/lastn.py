@@ -46,6 +46,26 @@ def parse_max(values: list[str]) -> int:
     return min(int(raw), settings.FHIR_MAX_COUNT)
 
 
+def latest_query(params: list[tuple[str, str]], most: int, *, base: str, strict: bool = False) -> tuple[Any, Any]:
+    """(the parsed search, the one statement ranking its matches): rows of (pk, id, JSON)."""
+    search = [(k, v) for k, v in params if k not in OWN]
+    env = Env(base=base, visible=access.visible_for("s"))
+    request = parse_request(("Observation",), search, strict=strict, env=env)
+    found = matches(request, env, every_row=True)
+    latest = DateIndex.objects.filter(resource=OuterRef("resource_id"), code="date").order_by(F("low").desc(
+        nulls_last=True)).values("low")[:1]
+    ranked = (
+        TokenIndex.objects.filter(code="code", resource_type="Observation", resource_id__in=found.values("id"))
+        .annotate(when=Subquery(latest))
+        .annotate(rank=Window(RowNumber(), partition_by=[F("system"), F("value")],
+                              order_by=[F("when").desc(nulls_last=True), F("resource_id").desc()]))
+        .filter(rank__lte=most)
+        .order_by(F("system").asc(nulls_first=True), F("value").asc(nulls_first=True), "rank")
+        .values_list("resource_id", "resource__logical_id", "resource__data")
+    )
+    return request, ranked
+
+
 def lastn_bundle(*, base: str, params: list[tuple[str, str]], strict: bool = False) -> dict[str, Any]:
     """A searchset Bundle of the latest `max` Observations per code among the matches."""
     stored_params.ensure_current()
@@ -53,22 +73,8 @@ def lastn_bundle(*, base: str, params: list[tuple[str, str]], strict: bool = Fal
     for name, _ in params:
         if name.split(":", 1)[0] in REFUSED:
             raise BadRequest(f"$lastn does not take {name}: it answers the latest of each code in one Bundle")
-    search = [(k, v) for k, v in params if k not in OWN]
-    env = Env(base=base, visible=access.visible_for("s"))
     with search_time_limit():
-        request = parse_request(("Observation",), search, strict=strict, env=env)
-        found = matches(request, env, every_row=True)
-        latest = DateIndex.objects.filter(resource=OuterRef("resource_id"), code="date").order_by(F("low").desc(
-            nulls_last=True)).values("low")[:1]
-        ranked = (
-            TokenIndex.objects.filter(code="code", resource_type="Observation", resource_id__in=found.values("id"))
-            .annotate(when=Subquery(latest))
-            .annotate(rank=Window(RowNumber(), partition_by=[F("system"), F("value")],
-                                  order_by=[F("when").desc(nulls_last=True), F("resource_id").desc()]))
-            .filter(rank__lte=most)
-            .order_by(F("system").asc(nulls_first=True), F("value").asc(nulls_first=True), "rank")
-            .values_list("resource_id", "resource__logical_id", "resource__data")
-        )
+        request, ranked = latest_query(params, most, base=base, strict=strict)
         # The cap keeps an unfiltered $lastn over a large server from building a huge answer.
         limit = settings.FHIR_MAX_COUNT
         rows = list(ranked[: limit * 4 + 1])

@@ -20,6 +20,9 @@ from fhir_api.store.terminology import CodeSet, bound_codes
 class Finder:
     structure_definition: Callable[[str], dict[str, Any] | None]  # a stored SD by canonical URL
     value_set_codes: Callable[[str], CodeSet | None]  # the codes of a stored or shipped value set
+    # A stored resource (type, id) the current request may read, for resolve() in slicing; the
+    # floor above knows the request's access, so a profile cannot probe what the client cannot see.
+    readable: Callable[[str, str], dict[str, Any] | None] = lambda _type, _id: None
 
 
 _finder: Finder | None = None
@@ -33,6 +36,11 @@ def register(finder: Finder) -> None:
 def structure_definition(url: str) -> dict[str, Any] | None:
     """A stored StructureDefinition (profile or extension definition) by URL (`|version` ignored)."""
     return _finder.structure_definition(url.split("|", 1)[0]) if _finder is not None else None
+
+
+def readable(resource_type: str, logical_id: str) -> dict[str, Any] | None:
+    """A stored resource the current request may read (None: not there, not readable, or a bare store)."""
+    return _finder.readable(resource_type, logical_id) if _finder is not None else None
 
 
 def value_set_codes(url: str) -> CodeSet | None:

@@ -16,16 +16,30 @@ is checked against the profile's elements, on top of the base R4 validation:
 
 The profile's snapshot is used when it has one; otherwise its differential, applied after its
 base profile when that is a profile held here too (the base R4 rules are checked anyway).
-Discriminators of type `exists`, `type` and `profile` are reported as not checked.
+Discriminators (profiling.html#discriminator) of every R4 kind: `value` and `pattern` (the fixed
+or pattern value of the slice's element at the path), `exists` (the slice's element at the path
+is required, min >= 1, or forbidden, max 0), `type` (the type of the value at the path: a choice's
+type, a resource's resourceType) and `profile` (the value at the path conforms to a profile of
+the slice's element, checked with this module; core profile URLs mean the type). A path may end
+in `resolve()`: the Reference is followed to a contained resource, an entry of the Bundle being
+checked, or a resource stored on this server that the request may read (relative or absolute
+under FHIR_BASE_URL; `conformance.readable` applies the request's access), and the
+slice's `targetProfile`s give the type or profiles. Not checked (an information issue says so):
+`value`/`pattern` through resolve(), and `profile` discriminators naming profiles not held here.
+A Reference element whose `targetProfile`s restrict its types refuses a reference to another
+type (see `reference_targets`); whether a resolvable target conforms to a target profile is not
+checked.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from fhir_api.store import conformance, invariants
+from django.conf import settings
+
+from fhir_api.store import conformance, invariants, reference_targets
 from fhir_api.store.errors import Issue, issue
 from fhir_api.store.structure import structures
 from fhir_api.store.terminology import CodeSet
@@ -55,7 +69,10 @@ class _Checker:
     elements: dict[str, dict[str, Any]]  # by id
     url: str
     resource: dict[str, Any]
+    depth: int = 0  # profiles checked to tell slices apart (profile discriminators) nest
     _kids: dict[str, list[dict[str, Any]]] | None = None
+    # Resources on this server that resolve() has read: (type, id) -> content or None.
+    fetched: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
 
     def error(self, code: str, path: str, message: str, severity: str = "error") -> None:
         self.issues.append(issue(severity, code, f"{message} (profile {self.url})", path))
@@ -113,6 +130,8 @@ class _Checker:
         allowed = self.base_type(el)
         if allowed and type_code and type_code not in allowed and el["path"].endswith("[x]"):
             self.error("structure", path, f"{el['path']} may be {', '.join(allowed)} here, not {type_code}")
+        if isinstance(data, dict) and "Reference" in allowed and _profiles_of(el, True):
+            self.reference_target(el, value)
         binding = el.get("binding") or {}
         if binding.get("strength") in ("required", "extensible") and binding.get("valueSet") \
                 and _base_binding(el["path"]) != (binding["strength"], binding["valueSet"]):
@@ -122,6 +141,19 @@ class _Checker:
                 if c.get("severity") == "error" and c.get("expression") and c.get("key") not in invariants.SKIPPED \
                         and isinstance(data, dict) and not c.get("source", "").startswith(CORE):
                     self.invariant(c, value)
+
+    def reference_target(self, el: dict[str, Any], value: Value) -> None:
+        """A Reference's target type against the profile's targetProfiles (their types)."""
+        urls = _profiles_of(el, True)
+        if any(not u.startswith(CORE) and conformance.structure_definition(u) is None for u in urls):
+            return  # a target profile not held here: its type is unknown
+        allowed = frozenset(_target_types(el))
+        if "Resource" in allowed:
+            return
+        target, _ = reference_targets.pointed_type(value[0], self.resource, _full_urls(self.resource))
+        if reference_targets.disallowed(target, allowed):
+            self.error("structure", value[1], f"{el['path']} may reference {', '.join(sorted(allowed))} here, "
+                       f"not a {target}")
 
     def binding(self, el: dict[str, Any], binding: dict[str, Any], value: Value) -> None:
         strength = binding["strength"]
@@ -155,11 +187,10 @@ class _Checker:
                 per_parent: list[tuple[Value, list[Value]]]) -> None:
         slicing = el["slicing"]
         discriminators = slicing.get("discriminator", ())
-        unsupported = [d for d in discriminators if d.get("type") not in ("value", "pattern")]
-        if unsupported or not discriminators:
-            kinds = ", ".join(sorted({d.get("type", "?") for d in unsupported})) or "none"
+        unchecked = self.unchecked(discriminators, sliced)
+        if unchecked is not None:
             self.error("not-supported", per_parent[0][0][1] if per_parent else el["path"],
-                       f"the slices of {el['path']} (discriminator {kinds}) were not checked", "information")
+                       f"the slices of {el['path']} ({unchecked}) were not checked", "information")
             return
         for parent, found in per_parent:
             taken: dict[str, list[Value]] = {s["sliceName"]: [] for s in sliced}
@@ -175,15 +206,127 @@ class _Checker:
                     self.constrain(s, value)
                 self.apply(s["id"], [v for v in taken[s["sliceName"]] if isinstance(v[0], dict)])
 
-    def in_slice(self, s: dict[str, Any], discriminators: Any, value: Value) -> bool:
+    def unchecked(self, discriminators: Any, sliced: list[dict[str, Any]]) -> str | None:
+        """Why these slices cannot be told apart here (None: they can)."""
+        if not discriminators:
+            return "no discriminator"
         for d in discriminators:
-            path = d.get("path", "$this")
-            expected = self.discriminator_value(s, path)
-            if expected is None:
+            kind, path = d.get("type"), d.get("path", "$this")
+            if kind not in DISCRIMINATORS:
+                return f"discriminator {kind}"
+            if kind in ("value", "pattern") and "resolve()" in path:
+                return f"discriminator {kind} through resolve()"
+            if kind == "profile":
+                for s in sliced:
+                    target = self.element_at(s, path)
+                    urls = _profiles_of(target[0], target[1]) if target else []
+                    unknown = [u for u in urls if not u.startswith(CORE) and conformance.structure_definition(u) is None]
+                    if unknown:
+                        return f"discriminator profile: {unknown[0]} is not held here"
+        return None
+
+    def in_slice(self, s: dict[str, Any], discriminators: Any, value: Value) -> bool:
+        """Does a value meet every discriminator of slice `s` (profiling.html#discriminator)?"""
+        for d in discriminators:
+            kind, path = d.get("type"), d.get("path", "$this")
+            if kind in ("value", "pattern"):
+                expected = self.discriminator_value(s, path)
+                if expected is None or not any(_matches(found, expected) for found in _at(value[0], path)):
+                    return False
+                continue
+            target = self.element_at(s, path)
+            if target is None:
                 return False
-            if not any(_matches(found, expected) for found in _at(value[0], path)):
-                return False
+            el, resolved = target
+            found = self.typed_at(value, path)
+            if kind == "exists":
+                # The slice says present (min >= 1) or absent (max 0) of the element at the path.
+                if (el.get("max") == "0" and found) or (_int(el.get("min")) >= 1 and not found):
+                    return False
+            elif kind == "type":
+                allowed = _target_types(el) if resolved else {t.get("code") for t in el.get("type", ())}
+                if not allowed or not any(code in allowed for _, code in found):
+                    return False
+            elif kind == "profile":
+                urls = _profiles_of(el, resolved)
+                if not urls or not any(self.conforms(data, code, url) for data, code in found for url in urls):
+                    return False
         return True
+
+    def element_at(self, s: dict[str, Any], path: str) -> tuple[dict[str, Any], bool] | None:
+        """The slice's element at a discriminator path, and whether the path ends in resolve()."""
+        resolved = path == "resolve()" or path.endswith(".resolve()")
+        if resolved:
+            path = path[: -len("resolve()")].rstrip(".") or "$this"
+        if path.startswith("$this."):
+            path = path[len("$this."):]
+        if path == "$this":
+            return s, resolved
+        for candidate in (f"{s['id']}.{path}", f"{s['id']}.{path}[x]"):
+            if candidate in self.elements:
+                return self.elements[candidate], resolved
+        return None
+
+    def typed_at(self, value: Value, path: str) -> list[tuple[Any, str]]:
+        """The values at a discriminator path below a value, each with its type; resolve() follows
+        a Reference to a contained resource, a Bundle entry or a resource on this server."""
+        data, _, type_code = value
+        current = [(data, _type_of(data, type_code))]
+        for step in path.split("."):
+            if step == "$this":
+                continue
+            nxt: list[tuple[Any, str]] = []
+            for item, _code in current:
+                if not isinstance(item, dict):
+                    continue
+                if step == "resolve()":
+                    target = self.resolve(item)
+                    if target is not None:
+                        nxt.append((target, target["resourceType"]))
+                elif step in item:
+                    found = item[step]
+                    nxt.extend((v, _type_of(v, "")) for v in (found if isinstance(found, list) else [found]))
+                else:
+                    for key, found in item.items():  # a choice: value -> valueQuantity is a Quantity
+                        if key.startswith(step) and key[len(step):][:1].isupper():
+                            code = key[len(step):]
+                            code = code if structures().types.get(code) else code[0].lower() + code[1:]
+                            nxt.extend((v, code) for v in (found if isinstance(found, list) else [found]))
+            current = nxt
+        return [(item, code) for item, code in current if item is not None]
+
+    def resolve(self, reference: dict[str, Any]) -> dict[str, Any] | None:
+        """The resource a Reference points at, when it is in the resource or on this server."""
+        literal = reference.get("reference")
+        if not isinstance(literal, str):
+            return None
+        if literal.startswith("#"):
+            if literal == "#":
+                return self.resource
+            return next((c for c in self.resource.get("contained") or () if isinstance(c, dict)
+                         and c.get("id") == literal[1:]), None)
+        if self.resource.get("resourceType") == "Bundle":
+            for entry in self.resource.get("entry") or ():
+                if isinstance(entry, dict) and entry.get("fullUrl") == literal and isinstance(entry.get("resource"), dict):
+                    return entry["resource"]
+        where = reference_targets.local(literal, settings.FHIR_BASE_URL)
+        if where is None:
+            return None
+        if where not in self.fetched:
+            self.fetched[where] = conformance.readable(*where)
+        return self.fetched[where]
+
+    def conforms(self, data: Any, type_code: str, url: str) -> bool:
+        """Does a value conform to a profile (or, for a core URL, is it of that type)?"""
+        if url.startswith(CORE):
+            return type_code == url[len(CORE):].split("|", 1)[0]
+        if not isinstance(data, dict):
+            return False
+        try:
+            issues = check_value(data, type_code, url, self.full, self.depth + 1, self.resource)
+        except ProfileError:
+            return False
+        return not any(i["severity"] in ("error", "fatal") for i in issues)
 
     def discriminator_value(self, s: dict[str, Any], path: str) -> Any:
         if path == "$this":
@@ -200,6 +343,45 @@ class _Checker:
             if key.startswith(("fixed", "pattern")):
                 return expected
         return None
+
+
+DISCRIMINATORS = ("value", "pattern", "exists", "type", "profile")
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _type_of(data: Any, declared: str) -> str:
+    if isinstance(data, dict) and isinstance(data.get("resourceType"), str):
+        return data["resourceType"]
+    return declared
+
+
+def _profiles_of(el: dict[str, Any], resolved: bool) -> list[str]:
+    key = "targetProfile" if resolved else "profile"
+    return [p for t in el.get("type", ()) for p in t.get(key, ()) if isinstance(p, str)]
+
+
+def _target_types(el: dict[str, Any]) -> set[str]:
+    """The resource types of a Reference element's targetProfiles (core ones by their name)."""
+    out = set()
+    for url in _profiles_of(el, True):
+        if url.startswith(CORE):
+            out.add(url[len(CORE):].split("|", 1)[0])
+        else:
+            sd = conformance.structure_definition(url)
+            if sd is not None and profile_type(sd):
+                out.add(profile_type(sd))
+    return out
+
+
+def _full_urls(resource: dict[str, Any]) -> dict[str, str]:
+    if resource.get("resourceType") != "Bundle":
+        return {}
+    return {e["fullUrl"]: e["resource"]["resourceType"] for e in resource.get("entry") or ()
+            if isinstance(e, dict) and isinstance(e.get("fullUrl"), str) and isinstance(e.get("resource"), dict)
+            and isinstance(e["resource"].get("resourceType"), str)}
 
 
 @lru_cache(maxsize=1024)
@@ -301,24 +483,32 @@ def profile_type(sd: dict[str, Any]) -> str | None:
 
 def check(resource: dict[str, Any], url: str, full: bool, depth: int = 0) -> list[Issue]:
     """The issues of a resource against the profile at `url` (held here); ProfileError if unusable."""
+    rtype = resource.get("resourceType")
+    return check_value(resource, str(rtype), url, full, depth, resource)
+
+
+def check_value(data: dict[str, Any], type_code: str, url: str, full: bool, depth: int,
+                resource: dict[str, Any]) -> list[Issue]:
+    """The issues of a resource or data type value (in `resource`) against a profile held here."""
     sd = conformance.structure_definition(url)
     if sd is None:
         raise ProfileError(f"The profile {url} is not known to this server")
-    rtype = resource.get("resourceType")
-    if profile_type(sd) != rtype:
-        raise ProfileError(f"The profile {url} constrains {profile_type(sd)}, not {rtype}")
+    if depth > MAX_DEPTH:
+        raise ProfileError(f"The profile {url} is nested in more than {MAX_DEPTH} others")
+    if profile_type(sd) != type_code:
+        raise ProfileError(f"The profile {url} constrains {profile_type(sd)}, not {type_code}")
     elements = _elements(sd)
     if not elements:
         raise ProfileError(f"The profile {url} has neither a snapshot nor a differential")
     issues: list[Issue] = []
     base = sd.get("baseDefinition")
-    if not sd.get("snapshot") and isinstance(base, str) and not base.startswith(CORE) and depth < MAX_DEPTH:
-        issues += check(resource, base, full, depth + 1)
+    if not sd.get("snapshot") and isinstance(base, str) and not base.startswith(CORE):
+        issues += check_value(data, type_code, base, full, depth + 1, resource)
     by_id = {el.get("id") or el["path"]: el for el in elements if isinstance(el.get("path"), str)}
-    checker = _Checker(issues, full, by_id, url.split("|", 1)[0], resource)
-    root = (resource, rtype, rtype)
-    root_el = by_id.get(rtype)
+    checker = _Checker(issues, full, by_id, url.split("|", 1)[0], resource, depth)
+    root = (data, type_code, type_code)
+    root_el = by_id.get(type_code)
     if root_el is not None and full:
-        checker.constrain({k: v for k, v in root_el.items() if k == "constraint"} | {"path": rtype}, root)
-    checker.apply(rtype, [root])
+        checker.constrain({k: v for k, v in root_el.items() if k == "constraint"} | {"path": type_code}, root)
+    checker.apply(type_code, [root])
     return issues

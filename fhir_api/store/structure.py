@@ -47,6 +47,8 @@ class Element:
     node: str | None  # where the children of an inline (backbone) element are defined
     order: int  # position in the snapshot: XML element order
     binding: tuple[str, str] | None  # (strength, valueSet) for coded elements
+    # Resource types a Reference may point at (type.targetProfile); None: any resource.
+    targets: frozenset[str] | None = None
 
     @property
     def choice(self) -> bool:
@@ -111,6 +113,7 @@ class Structures:
                 node=node,
                 order=order,
                 binding=(binding["strength"], binding.get("valueSet", "")) if binding else None,
+                targets=_reference_targets(el.get("type", ())),
             )
             self._children.setdefault(parent, {})[element.name] = element
             if node == path:
@@ -143,6 +146,19 @@ class Structures:
     @property
     def resource_types(self) -> frozenset[str]:
         return frozenset(t.name for t in self.types.values() if t.kind == "resource" and not t.abstract)
+
+
+def _reference_targets(types: list[dict]) -> frozenset[str] | None:
+    """The resource types a core Reference element allows: its targetProfiles are core types."""
+    found: set[str] = set()
+    for t in types:
+        if t.get("code") != "Reference":
+            continue
+        profiles = t.get("targetProfile") or ()
+        if not profiles:
+            return None
+        found.update(p.rsplit("/", 1)[-1] for p in profiles)
+    return None if not found or "Resource" in found or "DomainResource" in found else frozenset(found)
 
 
 def _type_code(t: dict) -> str:

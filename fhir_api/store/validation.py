@@ -46,8 +46,15 @@ MIME types, languages, UCUM) cannot be listed, so their bindings are not checked
 Every issue's `expression` (and `location`) is FHIRPath: a choice is `value.ofType(boolean)`,
 a problem in `_birthDate` is at `birthDate`.
 
+Reference targets (references.html, `type.targetProfile`), in pass 1 at every level: a
+Reference whose target type is known without fetching it (`#id`, a Bundle entry's fullUrl, a
+RESTful URL, `Reference.type`) must point at a type its element allows -- as the HL7 validator
+(Reference_REF_BadTargetType) and HAPI's JPA server (HAPI-0931, 422) refuse it; see
+`fhir_api.store.reference_targets`.
+
 Not checked: the constraints of data type profiles (SimpleQuantity without a comparator),
-reference targets, and the content of xhtml beyond its root `<div>` in the XHTML namespace.
+the targetProfile of `canonical` elements, and the content of xhtml beyond its root `<div>` in
+the XHTML namespace.
 """
 from __future__ import annotations
 
@@ -61,7 +68,7 @@ from typing import Any
 
 from django.conf import settings
 
-from fhir_api.store import conformance, invariants, jsonio, narrative, profiles
+from fhir_api.store import conformance, invariants, jsonio, narrative, profiles, reference_targets
 from fhir_api.store.errors import Issue, Unprocessable, issue
 from fhir_api.store.structure import Element, definitions_of, resource_types, structures
 from fhir_api.store.terminology import CodeSet, bound_codes
@@ -334,6 +341,8 @@ class _Walker:
         # Every resource met, the top one first, for pass 2.
         self.resources: list[_Found] = []
         self._current: int | None = None  # index of the resource being walked
+        # fullUrl -> resourceType of the entries of the Bundles met: what their references point at.
+        self.full_urls: dict[str, str] = {}
 
     def _root(self) -> dict[str, Any]:
         """%rootResource of FHIRPath: a contained resource's container, else the resource itself."""
@@ -359,11 +368,20 @@ class _Walker:
         # Non-strings and "" are reported by the string check of `id` itself.
         if isinstance(rid, str) and rid and not _ID.fullmatch(rid):
             self.issue("value", f"{path}.id", f"{rid!r} is not a valid id ([A-Za-z0-9-.]{{1,64}})")
+        if rtype == "Bundle":
+            self.bundle_entries(value)
         outer = self._current
         self._current = len(self.resources)
         self.resources.append(_Found(rtype, path, value, outer))
         self.node(value, rtype, path, is_resource=True)
         self._current = outer
+
+    def bundle_entries(self, bundle: dict[str, Any]) -> None:
+        entries = bundle.get("entry")
+        for entry in entries if isinstance(entries, list) else ():
+            if isinstance(entry, dict) and isinstance(entry.get("fullUrl"), str) \
+                    and isinstance(entry.get("resource"), dict) and isinstance(entry["resource"].get("resourceType"), str):
+                self.full_urls[entry["fullUrl"]] = entry["resource"]["resourceType"]
 
     def node(self, obj: dict[str, Any], node: str, path: str, is_resource: bool = False) -> None:
         if not obj:
@@ -448,6 +466,8 @@ class _Walker:
         elif isinstance(value, dict):
             if field.binding is not None:
                 self.bound(field, field.binding, value, path)
+            if field.type_code == "Reference":
+                self.reference(field.element, value, path)
             self.node(value, field.node, path)
         else:
             message = f"{field.element.path} must be a JSON object, not {_json_type(value)}"
@@ -467,6 +487,18 @@ class _Walker:
             if allowed and code not in allowed:
                 self.issue("structure", f"{path}.value.ofType({code})", f"the extension {ext['url']} takes a "
                            f"value of type {', '.join(sorted(allowed))}, not {code}")
+
+    def reference(self, el: Element, value: dict[str, Any], path: str) -> None:
+        """The type a Reference points at against its element's targetProfile (references.html)."""
+        if self._current is None:
+            return
+        target, problems = reference_targets.pointed_type(value, self._root(), self.full_urls)
+        for where, message in problems:
+            self.issue("structure", path + where, message)
+        if reference_targets.disallowed(target, el.targets):
+            assert el.targets is not None
+            self.issue("structure", path, f"{el.path} may reference {', '.join(sorted(el.targets))}, "
+                       f"not a {target}")
 
     def bound(self, field: _Field, binding: _Binding, value: Any, path: str) -> None:
         """A coded value against its element's binding (terminologies.html#strength).

@@ -121,22 +121,30 @@ def test_the_benchmark_runs_end_to_end_on_tiny_sizes(live_server, ceiling_url, t
         worker_pids=lambda: [os.getpid()],
     )
     results.update(workloads=measured["workloads"], memory=measured["memory"], notes=measured["notes"])
+    # The level comparison's code path (both "levels" are this one server here).
+    more = [workloads.prepare(b) for b in generate.patient_bundles(8, 2)]
+    results["ingest_levels"] = workloads.ingest_levels({"standard": target, "full": target}, more,
+                                                       clients=clients, chunk=1)
+    assert results["ingest_levels"]["standard"]["errors"] == results["ingest_levels"]["full"]["errors"] == 0
+    assert results["ingest_levels"]["standard"]["resources_created"] > 0
     results["ratios"] = report.ratios(results)
     results["targets"] = report.targets(results)
 
     groups = {w["group"] for w in results["workloads"]}
-    assert {"read", "search", "count", "mixed"} <= groups
+    assert {"read", "search", "count", "lastn", "mixed"} <= groups
     assert ("ceiling-read" in groups) == postgres
     assert len([w for w in results["workloads"] if w["group"] == "search"]) == 8
     for summary in results["workloads"]:
         assert SUMMARY_KEYS <= summary.keys(), summary
         assert summary["requests"] > 0 and summary["errors"] == 0, summary
-        if summary["group"] in ("search", "count"):
+        if summary["group"] in ("search", "count", "lastn"):
             assert summary["empty_results"] < summary["operations"], summary  # searches find the data
     assert results["memory"]["rss_end_mb"] > 0
     assert {"ingest_vs_copy", "read_vs_ceiling"} <= results["ratios"].keys() if postgres else True
     assert {t["target"] for t in results["targets"]} >= {"ingest", "memory flat under mixed load"}
     text = report.table(results)
     assert "ingest: transaction bundle per patient" in text and "targets (issue 5)" in text
+    assert "ingest at FHIR_VALIDATION_LEVEL=full" in text and "ingest_full_vs_standard" in results["ratios"]
+    assert "lastn_vs_plain_search_p95" in results["ratios"]
     path = report.write_json(results, tmp_path, "smoke")
     assert path.exists() and path.stat().st_size > 0
