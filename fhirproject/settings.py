@@ -272,6 +272,10 @@ DATABASE_POOL_MAX = env_int("DATABASE_POOL_MAX", 8, minimum=1)
 require(DATABASE_POOL_MIN <= DATABASE_POOL_MAX,
         f"DATABASE_POOL_MIN={DATABASE_POOL_MIN} is larger than DATABASE_POOL_MAX={DATABASE_POOL_MAX}")
 DATABASE_HEALTH_CHECKS = env_bool("DATABASE_HEALTH_CHECKS", False)
+# Django's .iterator() reads large results (bulk export) through a server-side cursor, which
+# outlives its transaction: a PgBouncer in transaction-pooling mode cannot carry one, so
+# behind one set this false (results are then fetched whole; README "PgBouncer").
+DATABASE_SERVER_SIDE_CURSORS = env_bool("DATABASE_SERVER_SIDE_CURSORS", True)
 CONN_MAX_AGE = env_int("CONN_MAX_AGE", 60, minimum=0)
 if DATABASE_URL:
     try:
@@ -301,6 +305,7 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # restart the pool's old connections are dead, and without the check each one fails a
     # request (503) before the pool replaces it.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = DATABASE_HEALTH_CHECKS
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = not DATABASE_SERVER_SIDE_CURSORS
     if DATABASE_POOL:
         _options["pool"] = {"min_size": DATABASE_POOL_MIN, "max_size": DATABASE_POOL_MAX,
                             "timeout": DATABASE_POOL_TIMEOUT}
@@ -343,6 +348,7 @@ if DATABASE_REPLICA_URLS:
         if "pool" in _replica_options:
             _replica_options["pool"] = {**_replica_options["pool"], "timeout": DATABASE_REPLICA_TIMEOUT}
         _replica.update(OPTIONS=_replica_options, CONN_HEALTH_CHECKS=True,
+                        DISABLE_SERVER_SIDE_CURSORS=not DATABASE_SERVER_SIDE_CURSORS,
                         CONN_MAX_AGE=DATABASES["default"].get("CONN_MAX_AGE", 0),
                         # Tests read the primary's test database through a replica alias.
                         TEST={"MIRROR": "default"})

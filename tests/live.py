@@ -220,3 +220,48 @@ def standby_of(primary: Postgres) -> Iterator[Postgres]:
     finally:
         standby.stop("immediate")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass
+class Bouncer:
+    port: int
+
+    def url(self, name: str) -> str:
+        return f"postgres://fhir@127.0.0.1:{self.port}/{name}"
+
+
+@contextmanager
+def pgbouncer(pg: Postgres, database: str, pool_mode: str = "transaction") -> Iterator[Bouncer]:
+    """PgBouncer (the Debian package) in front of `pg`'s `database`, on a free port, with its
+    own configuration in a temporary folder; skipped where it is not installed."""
+    binary = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None)
+    if binary is None:
+        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
+    folder, user = _own_folder("fhir-pgbouncer-")
+    port = free_port("TEST_POSTGRES_PORTS", "15500-15599")
+    (folder / "users.txt").write_text('"fhir" ""\n')
+    (folder / "pgbouncer.ini").write_text(
+        f"[databases]\n{database} = host=127.0.0.1 port={pg.port} dbname={database} user=fhir\n"
+        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {folder / 'users.txt'}\npool_mode = {pool_mode}\n"
+        "max_client_conn = 500\ndefault_pool_size = 10\n"
+        f"logfile = {folder / 'log'}\npidfile = {folder / 'pid'}\n"
+    )
+    (folder / "log").write_text("")
+    for path in folder.iterdir():
+        if user:
+            account = pwd.getpwnam(user)
+            os.chown(path, account.pw_uid, account.pw_gid)
+    log = folder / "log"
+    process = subprocess.Popen([binary, str(folder / "pgbouncer.ini")], user=user, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def up() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until(process, log, up, "pgbouncer", timeout=30, every=0.1)
+        yield Bouncer(port)
+    finally:
+        stop(process)
+        shutil.rmtree(folder, ignore_errors=True)
