@@ -97,6 +97,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-ceilings", action="store_true", help="skip the COPY and minimal-WSGI ceilings")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--replica",
+        action="store_true",
+        help="only the read workloads, on a PostgreSQL primary and a streaming replica of the bench's own, "
+        "with and without DATABASE_REPLICA_URLS: how reads spread over both (bench/replica.py)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     args.patients = args.patients if args.patients is not None else (5 if quick else 100)
@@ -188,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = ServeSettings.from_env()
     if args.workers:
         settings = ServeSettings(args.workers, settings.worker_class, settings.threads)
+    if args.replica:
+        from bench import replica
+
+        return replica.run(args, settings)
     database_url = args.database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     if not database_url.startswith(("postgres://", "postgresql://")) and not args.url:
         print(

@@ -19,7 +19,7 @@ from smart_auth.models import Client
 client, _ = Client.objects.get_or_create(
     name="benchmark", defaults={"client_type": "confidential", "authorization_grant_type": "client-credentials"})
 raw = secrets.token_urlsafe(32)
-token = get_access_token_model()(application=client, scope="system/*.rs",
+token = get_access_token_model()(application=client, scope=SCOPE,
                                  expires=timezone.now() + timedelta(hours=2))
 set_token_value(token, raw)
 token.save()
@@ -27,9 +27,9 @@ print(raw)
 """
 
 
-def mint_token(env: dict[str, str]) -> str:
+def mint_token(env: dict[str, str], scope: str = "system/*.rs") -> str:
     """Run in a subprocess with the server's settings (the benchmark itself stays Django-free)."""
-    done = subprocess.run([sys.executable, "-c", _SCRIPT], cwd=ROOT, env=env, check=True,
+    done = subprocess.run([sys.executable, "-c", f"SCOPE = {scope!r}\n" + _SCRIPT], cwd=ROOT, env=env, check=True,
                           capture_output=True, text=True)
     return done.stdout.strip().splitlines()[-1]
 

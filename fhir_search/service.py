@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Q, QuerySet, Subquery
 
 from fhir_api.store import jsonio, subsetting
@@ -64,7 +64,7 @@ def _estimate(qs: QuerySet) -> int:
     if connection.vendor != "postgresql":
         return qs.count()
     sql, params = qs.values("id").query.sql_with_params()
-    with connection.cursor() as cursor:
+    with connections[qs.db].cursor() as cursor:  # where the search itself runs (maybe a replica)
         cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
         plan = cursor.fetchone()[0]
     if isinstance(plan, str):

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import Count, Max, Sum
 
+from fhir_api.store import routing
 from fhir_api.store.models import Resource
 
 logger = logging.getLogger(__name__)
@@ -71,9 +72,12 @@ class StoreWatch:
     def _read(self) -> Stamp | None:
         try:
             # A savepoint when called inside a transaction: if the query fails (tables not
-            # migrated yet) the caller's transaction must not be left aborted.
-            with transaction.atomic():
-                found = Resource.objects.filter(resource_type__in=self.resource_types).aggregate(
+            # migrated yet) the caller's transaction must not be left aborted. Read where the
+            # definitions will be loaded from (a replica, in a read-only request), so a change
+            # is seen, and reloaded, only once that database has it.
+            alias = routing.reading_alias()
+            with transaction.atomic(using=alias):
+                found = Resource.objects.using(alias).filter(resource_type__in=self.resource_types).aggregate(
                     n=Count("id"), versions=Sum("version_id"), latest=Max("last_updated"), top=Max("id")
                 )
         except DatabaseError:

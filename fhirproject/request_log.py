@@ -16,7 +16,7 @@ import os
 import re
 from time import perf_counter
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import connections
 from django.http import HttpRequest, HttpResponse
 
 from fhir_api.rest.interactions import interaction_of
@@ -37,7 +37,8 @@ class RequestObservationMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = perf_counter()
-        metrics.start_database_clock(connections[DEFAULT_DB_ALIAS])
+        for alias in connections:  # the primary, and the read replicas (DATABASE_REPLICA_URLS)
+            metrics.start_database_clock(connections[alias])
         sent = request.META.get("HTTP_X_REQUEST_ID", "")
         request.request_id = sent if _REQUEST_ID.match(sent) else os.urandom(16).hex()  # 128 random bits
         response = self.get_response(request)

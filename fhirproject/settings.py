@@ -199,6 +199,8 @@ MIDDLEWARE = [
     # Inside SecurityMiddleware, so the OperationOutcomes it substitutes get nosniff and HSTS too.
     "fhir_api.rest.middleware.FhirAnswerMiddleware",
     "fhir_api.rest.cors.CorsMiddleware",
+    # Read-only FHIR interactions read from a replica (DATABASE_REPLICA_URLS; absent otherwise).
+    "fhirproject.replicas.ReplicaReadMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -280,6 +282,10 @@ DATABASE_POOL_MAX = env_int("DATABASE_POOL_MAX", 8, minimum=1)
 require(DATABASE_POOL_MIN <= DATABASE_POOL_MAX,
         f"DATABASE_POOL_MIN={DATABASE_POOL_MIN} is larger than DATABASE_POOL_MAX={DATABASE_POOL_MAX}")
 DATABASE_HEALTH_CHECKS = env_bool("DATABASE_HEALTH_CHECKS", False)
+# Django's .iterator() reads large results (bulk export) through a server-side cursor, which
+# outlives its transaction: a PgBouncer in transaction-pooling mode cannot carry one, so
+# behind one set this false (results are then fetched whole; README "PgBouncer").
+DATABASE_SERVER_SIDE_CURSORS = env_bool("DATABASE_SERVER_SIDE_CURSORS", True)
 CONN_MAX_AGE = env_int("CONN_MAX_AGE", 60, minimum=0)
 if DATABASE_URL:
     try:
@@ -309,11 +315,79 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # restart the pool's old connections are dead, and without the check each one fails a
     # request (503) before the pool replaces it.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = DATABASE_HEALTH_CHECKS
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = not DATABASE_SERVER_SIDE_CURSORS
     if DATABASE_POOL:
         _options["pool"] = {"min_size": DATABASE_POOL_MIN, "max_size": DATABASE_POOL_MAX,
                             "timeout": DATABASE_POOL_TIMEOUT}
     else:
         DATABASES["default"]["CONN_MAX_AGE"] = CONN_MAX_AGE
+
+# -- Read replicas and connection poolers (README "Running more than one machine") -----------
+# PostgreSQL streaming replicas (comma-separated URLs): searches, reads, vreads, history,
+# $everything and bulk exports read from them (fhir_api.store.routing); writes, transactions,
+# tokens, jobs and sessions stay on the primary. A client that wrote is read from the primary
+# for DATABASE_REPLICA_PIN_SECONDS (fhirproject.replicas): its own writes are there at once,
+# on a replica only after the replica replays them.
+DATABASE_REPLICA_URLS = env_list("DATABASE_REPLICA_URLS", [])
+DATABASE_REPLICA_PIN_SECONDS = env_float("DATABASE_REPLICA_PIN_SECONDS", 5, minimum=0, maximum=3600)
+# Seconds to wait for a replica's connection; one that cannot be reached is left out for
+# DATABASE_REPLICA_RETRY_SECONDS (reads go to another replica, or the primary).
+DATABASE_REPLICA_TIMEOUT = env_int("DATABASE_REPLICA_TIMEOUT", 2, minimum=2, maximum=300)
+DATABASE_REPLICA_RETRY_SECONDS = env_float("DATABASE_REPLICA_RETRY_SECONDS", 10, minimum=0.1, maximum=3600)
+# A bulk export waits this long for a replica to replay what the primary had committed when
+# the export started (its transaction time); otherwise it reads the primary.
+DATABASE_REPLICA_CATCH_UP_SECONDS = env_float("DATABASE_REPLICA_CATCH_UP_SECONDS", 10, minimum=0, maximum=3600)
+DATABASE_REPLICA_ALIASES: list[str] = []
+if DATABASE_REPLICA_URLS:
+    require(DATABASES["default"]["ENGINE"].endswith("postgresql"),
+            "DATABASE_REPLICA_URLS needs a PostgreSQL primary in DATABASE_URL")
+    # The pin must be seen by every server process the client's next request may reach.
+    require(bool(REDIS_URL) or DATABASE_REPLICA_PIN_SECONDS == 0,
+            "DATABASE_REPLICA_URLS needs REDIS_URL: the read-your-writes pin is shared by every server "
+            "process through Redis (or set DATABASE_REPLICA_PIN_SECONDS=0 to let a client miss its own "
+            "writes for as long as the replicas lag)")
+    for _number, _url in enumerate(DATABASE_REPLICA_URLS, start=1):
+        try:
+            _replica = dj_database_url.parse(_url)
+        except ValueError as exc:
+            raise SettingError(f"DATABASE_REPLICA_URLS entry {_number} is not a database URL ({exc})") from None
+        require(_replica["ENGINE"].endswith("postgresql"),
+                f"DATABASE_REPLICA_URLS entry {_number} must be a postgres:// URL")
+        _replica_options = {**DATABASES["default"].get("OPTIONS", {}), **_replica.get("OPTIONS", {})}
+        _replica_options["connect_timeout"] = DATABASE_REPLICA_TIMEOUT
+        if "pool" in _replica_options:
+            _replica_options["pool"] = {**_replica_options["pool"], "timeout": DATABASE_REPLICA_TIMEOUT}
+        _replica.update(OPTIONS=_replica_options, CONN_HEALTH_CHECKS=True,
+                        DISABLE_SERVER_SIDE_CURSORS=not DATABASE_SERVER_SIDE_CURSORS,
+                        CONN_MAX_AGE=DATABASES["default"].get("CONN_MAX_AGE", 0),
+                        # Tests read the primary's test database through a replica alias.
+                        TEST={"MIRROR": "default"})
+        DATABASES[f"replica{_number}"] = _replica
+        DATABASE_REPLICA_ALIASES.append(f"replica{_number}")
+DATABASE_ROUTERS = ["fhir_api.store.routing.ReplicaRouter"] if DATABASE_REPLICA_ALIASES else []
+
+# A direct connection to the primary for what a transaction-pooling PgBouncer cannot carry:
+# the token cache's LISTEN (smart_auth.token_cache). Unset: DATABASE_URL.
+DATABASE_DIRECT_URL = env_str("DATABASE_DIRECT_URL", "")
+DATABASE_DIRECT: dict = {}
+if DATABASE_DIRECT_URL:
+    try:
+        DATABASE_DIRECT = dj_database_url.parse(DATABASE_DIRECT_URL)
+    except ValueError as exc:
+        raise SettingError(f"DATABASE_DIRECT_URL is not a database URL ({exc})") from None
+    require(DATABASE_DIRECT["ENGINE"].endswith("postgresql") and DATABASES["default"]["ENGINE"].endswith("postgresql"),
+            "DATABASE_DIRECT_URL must be a postgres:// URL, with a PostgreSQL DATABASE_URL")
+
+# Caches (Django's cache framework: the replica pins) in Redis when there is one, so every
+# server process shares them; otherwise in each process's memory.
+if REDIS_URL:
+    CACHES = {"default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "fhir",
+        # A Redis that hangs must not hang requests: fhirproject.replicas reads the primary then.
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -9,7 +9,8 @@ database for changes:
 - triggers (migration 0004) on the access token, token context, client and user tables
   `NOTIFY smart_access_changed` after any statement that changes them: a revocation, a
   refresh, a client disabled, a person deactivated, by any process, the admin, or SQL;
-- a listener thread per process receives the notification (at the writer's commit) and
+- a listener thread per process (on DATABASE_DIRECT_URL when a pooler stands in DATABASE_URL)
+  receives the notification (at the writer's commit) and
   forgets everything; while it is not connected and listening, nothing is remembered;
 - a lookup that raced with a change (it started before the notification arrived) is not
   remembered: the generation counter tells; and a remembered row is not used while a
@@ -88,10 +89,7 @@ class _Watcher:
     def _run(self) -> None:
         import psycopg
 
-        params = connection.get_connection_params()
-        params.pop("cursor_factory", None)
-        params.pop("context", None)
-        params.pop("prepare_threshold", None)
+        params = listener_params()
         while not self.stop.is_set():
             try:
                 with psycopg.connect(**params, autocommit=True) as conn:
@@ -107,6 +105,25 @@ class _Watcher:
             self.socket = None
             self._set_listening(False)
             self.stop.wait(_RETRY_SECONDS)
+
+
+def listener_params() -> dict[str, Any]:
+    """libpq parameters of the listener's own connection to the primary: DATABASE_DIRECT_URL
+    when set, since LISTEN needs a session of its own, which a transaction-pooling PgBouncer
+    (in DATABASE_URL) does not keep; DATABASE_URL otherwise."""
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    params.pop("prepare_threshold", None)
+    direct = settings.DATABASE_DIRECT
+    if direct:
+        for key, value in (("host", direct.get("HOST")), ("port", direct.get("PORT")), ("dbname", direct.get("NAME")),
+                           ("user", direct.get("USER")), ("password", direct.get("PASSWORD"))):
+            params.pop(key, None)
+            if value:
+                params[key] = value
+        params.update(direct.get("OPTIONS", {}))
+    return params
 
 
 _watcher = _Watcher()

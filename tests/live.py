@@ -51,8 +51,11 @@ def database_url(settings_dict: dict) -> str:
 
 
 def request(port: int, method: str, path: str, body: bytes | None = None, timeout: float = 10,
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+            headers: dict[str, str] | None = None, source: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One request; `source` is the client address to send from (another loopback address such
+    as 127.0.0.2 is another client to a server that tells clients apart by address)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                                            source_address=(source, 0) if source else None)
     try:
         all_headers = {"Accept": "application/fhir+json", **(headers or {})}
         if body is not None:
@@ -139,8 +142,8 @@ def stop(process: subprocess.Popen) -> None:
 def _postgres_bin() -> Path | None:
     for name in ("initdb", "pg_ctl"):
         found = shutil.which(name)
-        if found:
-            return Path(found).parent
+        if found:  # a link in /usr/local/bin: the folder of the real one has the other tools
+            return Path(found).resolve().parent
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
     return Path(candidates[0]).parent if candidates else None
 
@@ -167,21 +170,32 @@ class Postgres:
         return f"postgres://fhir@127.0.0.1:{self.port}/{name}"
 
 
-@contextmanager
-def own_postgres() -> Iterator[Postgres]:
-    """initdb into a temporary folder, start on a free port, stop and remove at the end."""
-    binaries = _postgres_bin()
-    if binaries is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+def _own_folder(prefix: str) -> tuple[Path, str | None]:
+    """A temporary folder for a PostgreSQL data directory, and the OS user to run the server as."""
     user = None
-    folder = Path(tempfile.mkdtemp(prefix="fhir-pg-"))
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as the postgres user
         try:
             account = pwd.getpwnam("postgres")
         except KeyError:
+            shutil.rmtree(folder, ignore_errors=True)
             pytest.skip("running as root and there is no postgres user to run PostgreSQL as")
         user = "postgres"
         os.chown(folder, account.pw_uid, account.pw_gid)
+    return folder, user
+
+
+@contextmanager
+def own_postgres() -> Iterator[Postgres]:
+    """initdb into a temporary folder, start on a free port, stop and remove at the end.
+
+    initdb's defaults make it a primary that a streaming replica can follow (`standby_of`):
+    wal_level=replica, WAL senders, and replication connections trusted from 127.0.0.1.
+    """
+    binaries = _postgres_bin()
+    if binaries is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    folder, user = _own_folder("fhir-pg-")
     pg = Postgres(binaries, folder, free_port("TEST_POSTGRES_PORTS", "15500-15599"), user)
     try:
         pg._run("initdb", "-D", str(folder / "db"), "-A", "trust", "-U", "fhir", "-E", "UTF8", "--no-sync")
@@ -189,4 +203,65 @@ def own_postgres() -> Iterator[Postgres]:
         yield pg
     finally:
         pg.stop("immediate")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def standby_of(primary: Postgres) -> Iterator[Postgres]:
+    """A streaming replica of `primary`: `pg_basebackup -R` (a copy that starts as a standby
+    following the primary) into a temporary folder, started on another free port."""
+    folder, user = _own_folder("fhir-pg-standby-")
+    standby = Postgres(primary.bin, folder, free_port("TEST_POSTGRES_PORTS", "15500-15599"), user)
+    try:
+        standby._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "fhir",
+                     "-D", str(folder / "db"), "-R", "-X", "stream", "-c", "fast", "--no-sync")
+        standby.start()
+        yield standby
+    finally:
+        standby.stop("immediate")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass
+class Bouncer:
+    port: int
+
+    def url(self, name: str) -> str:
+        return f"postgres://fhir@127.0.0.1:{self.port}/{name}"
+
+
+@contextmanager
+def pgbouncer(pg: Postgres, database: str, pool_mode: str = "transaction") -> Iterator[Bouncer]:
+    """PgBouncer (the Debian package) in front of `pg`'s `database`, on a free port, with its
+    own configuration in a temporary folder; skipped where it is not installed."""
+    binary = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None)
+    if binary is None:
+        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
+    folder, user = _own_folder("fhir-pgbouncer-")
+    port = free_port("TEST_POSTGRES_PORTS", "15500-15599")
+    (folder / "users.txt").write_text('"fhir" ""\n')
+    (folder / "pgbouncer.ini").write_text(
+        f"[databases]\n{database} = host=127.0.0.1 port={pg.port} dbname={database} user=fhir\n"
+        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {folder / 'users.txt'}\npool_mode = {pool_mode}\n"
+        "max_client_conn = 500\ndefault_pool_size = 10\n"
+        f"logfile = {folder / 'log'}\npidfile = {folder / 'pid'}\n"
+    )
+    (folder / "log").write_text("")
+    for path in folder.iterdir():
+        if user:
+            account = pwd.getpwnam(user)
+            os.chown(path, account.pw_uid, account.pw_gid)
+    log = folder / "log"
+    process = subprocess.Popen([binary, str(folder / "pgbouncer.ini")], user=user, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def up() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until(process, log, up, "pgbouncer", timeout=30, every=0.1)
+        yield Bouncer(port)
+    finally:
+        stop(process)
         shutil.rmtree(folder, ignore_errors=True)

@@ -207,4 +207,4 @@ def _ttl() -> timedelta:
     return timedelta(hours=settings.BULK_EXPORT_TTL_HOURS)
 
 
-jobs.register(jobs.Kind(KIND, run, cleanup, _ttl))
+jobs.register(jobs.Kind(KIND, run, cleanup, _ttl, reads_replica=True))

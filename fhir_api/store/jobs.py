@@ -36,6 +36,7 @@ from django.db import close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from fhir_api.store import routing
 from fhir_api.store.models import Job
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,10 @@ class Kind:
     cleanup: Callable[[Job], None] | None = None  # removes what it made (cancel, expiry)
     # How long a completed job's result stays available (None: until deleted).
     ttl: Callable[[], timedelta | None] = lambda: None
+    # Reads the FHIR data only (a bulk export): it may read a replica that has caught up with
+    # the primary as it was when the job started (fhir_api.store.routing); its job row and
+    # everything it writes stay on the primary.
+    reads_replica: bool = False
 
 
 _KINDS: dict[str, Kind] = {}
@@ -206,7 +211,11 @@ def execute(job_id: str, observer: Callable[[Context], None] | None = None) -> s
     beat = threading.Thread(target=_heartbeat_loop, args=(context, stop), daemon=True, name=f"job-{job_id[:8]}")
     beat.start()
     try:
-        result = kind_of(job).run(context)
+        if kind_of(job).reads_replica and routing.replica_aliases():
+            with routing.caught_up_replica():
+                result = kind_of(job).run(context)
+        else:
+            result = kind_of(job).run(context)
     except JobLost:
         _cleanup_if_cancelled(job_id)
         return Job.objects.filter(id=job_id).values_list("status", flat=True).first()

@@ -3,7 +3,8 @@
 https://hl7.org/fhir/R4/search.html#errors -- a search the server will not finish is answered
 with an OperationOutcome (`too-costly`), never a worker killed mid-request. PostgreSQL:
 `SET LOCAL statement_timeout` in a savepoint (undone when it ends, so an outer transaction
-keeps its own setting). SQLite: a progress handler that interrupts the statement once the
+keeps its own setting), on the database the search reads (a replica, in a read-only request:
+fhir_api.store.routing). SQLite: a progress handler that interrupts the statement once the
 deadline has passed.
 """
 from __future__ import annotations
@@ -14,6 +15,8 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
+
+from fhir_api.store import routing
 
 from fhir_api.store.errors import TooCostly
 
@@ -40,14 +43,15 @@ def search_time_limit(ms: int | None = None) -> Iterator[None]:
 
 @contextmanager
 def _postgresql(ms: int) -> Iterator[None]:
+    alias = routing.reading_alias()
     try:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
+        with transaction.atomic(using=alias):
+            with transaction.get_connection(alias).cursor() as cursor:
                 cursor.execute("SELECT current_setting('statement_timeout'),"
                                " set_config('statement_timeout', %s, true)", [f"{int(ms)}ms"])
                 before = cursor.fetchone()[0]
             yield
-            with connection.cursor() as cursor:  # a released savepoint keeps SET LOCAL: undo it
+            with transaction.get_connection(alias).cursor() as cursor:  # a released savepoint keeps SET LOCAL: undo it
                 cursor.execute("SELECT set_config('statement_timeout', %s, true)", [before])
     except OperationalError as exc:
         if type(exc.__cause__).__name__ == "QueryCanceled":
