@@ -286,6 +286,9 @@ DATABASE_HEALTH_CHECKS = env_bool("DATABASE_HEALTH_CHECKS", False)
 # outlives its transaction: a PgBouncer in transaction-pooling mode cannot carry one, so
 # behind one set this false (results are then fetched whole; README "PgBouncer").
 DATABASE_SERVER_SIDE_CURSORS = env_bool("DATABASE_SERVER_SIDE_CURSORS", True)
+# The hottest reads are prepared statements on PostgreSQL (fhir_api/store/prepared.py);
+# false for a transaction-pooling PgBouncer older than 1.21 (README "PgBouncer").
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 CONN_MAX_AGE = env_int("CONN_MAX_AGE", 60, minimum=0)
 if DATABASE_URL:
     try:

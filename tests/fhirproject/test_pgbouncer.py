@@ -2,8 +2,8 @@
 
 Transaction pooling hands each transaction whatever server connection is free, so nothing
 may outlive a transaction on a connection: the server's statement timeouts are `SET LOCAL`,
-its advisory locks are transaction locks, Django keeps psycopg's prepared statements off
-(prepare_threshold=None, client-side binding), and with DATABASE_SERVER_SIDE_CURSORS=false
+its advisory locks are transaction locks, prepared statements are off
+(DATABASE_PREPARED_STATEMENTS=false: this PgBouncer is older than 1.21), and with DATABASE_SERVER_SIDE_CURSORS=false
 no cursor outlives its transaction (bulk export reads through one otherwise). The token
 cache's LISTEN needs a session of its own: it goes to DATABASE_DIRECT_URL, straight to
 PostgreSQL. The test runs the whole write-read-search-export cycle through PgBouncer with a
@@ -42,6 +42,8 @@ def test_the_server_works_through_transaction_pooling_with_its_listener_on_a_dir
                 "DATABASE_URL": bouncer.url("fhir"),
                 "DATABASE_DIRECT_URL": pg.url("fhir") + f"?application_name={LISTENER}",
                 "DATABASE_SERVER_SIDE_CURSORS": "false",
+                # Debian 12's PgBouncer is 1.18: protocol-level prepared statements need 1.21.
+                "DATABASE_PREPARED_STATEMENTS": "false",
                 "FHIR_AUTH_REQUIRED": "true", "FHIR_JOBS": "embedded",
                 "BULK_EXPORT_DIR": str(tmp_path), "BULK_EXPORT_POLL_SECONDS": "0",
             }
