@@ -151,15 +151,22 @@ class _TransactionReferences:
     parameters (identifier=system|value and the like).
     """
 
-    def __init__(self, entries: list[Entry]) -> None:
+    def __init__(self, entries: list[Entry], stored: dict[tuple[str, str], list[str]] | None = None) -> None:
         self.entries = entries
         self.cache: dict[tuple[str, str], str] = {}
+        # Stored matches the transaction already searched for (its ifNoneExist criteria, under
+        # their lock): Synthea refers to each pooled Practitioner by the very criteria its
+        # entry's ifNoneExist names, and a search is a seventh of a bundle's CPU (issue 14).
+        self.stored = stored or {}
 
     def __call__(self, resource_type: str, query: str) -> str:
         key = (resource_type, query)
         if key not in self.cache:
             params = conditional.parse_criteria(query)
-            found = {f"{resource_type}/{i}" for i in conditional.matches(resource_type, params)}
+            stored = self.stored.get(_criteria_key(resource_type, params))
+            if stored is None:
+                stored = conditional.matches(resource_type, params)
+            found = {f"{resource_type}/{i}" for i in stored}
             found |= self._in_bundle(resource_type, params)
             if len(found) != 1:
                 raise PreconditionFailed(
@@ -280,7 +287,8 @@ def _check_duplicates(entries: list[Entry]) -> None:
 def _transaction(request: HttpRequest, entries: list[Entry], base: str, minimal: bool = False) -> None:
     _check_duplicates(entries)
     with transaction.atomic():
-        ids = _assign_identities(entries, base)
+        stored: dict[tuple[str, str], list[str]] = {}
+        ids = _assign_identities(entries, base, stored)
         seen: dict[str, int] = {}
         for entry in entries:
             if entry.target and entry.method != "GET" and entry.method != "HEAD":
@@ -289,7 +297,7 @@ def _transaction(request: HttpRequest, entries: list[Entry], base: str, minimal:
                         f"Bundle.entry[{seen[entry.target]}] and Bundle.entry[{entry.index}] both write {entry.target}"
                     )
                 seen[entry.target] = entry.index
-        references = _TransactionReferences(entries)
+        references = _TransactionReferences(entries, stored)
         for entry in entries:
             if entry.resource is not None:
                 try:
@@ -330,12 +338,20 @@ def _create_in_bulk(entries: list[Entry]) -> None:
         _written(entry, written)
 
 
-def _assign_identities(entries: list[Entry], base: str) -> dict[str, str]:
-    """Decide which resource each write touches and map every fullUrl to it."""
+def _criteria_key(resource_type: str, params: list[tuple[str, str]]) -> tuple[str, str]:
+    return resource_type, "&".join(f"{k}={v}" for k, v in sorted(params))
+
+
+def _assign_identities(
+    entries: list[Entry], base: str, stored: dict[tuple[str, str], list[str]] | None = None
+) -> dict[str, str]:
+    """Decide which resource each write touches and map every fullUrl to it.
+
+    `stored` collects what each ifNoneExist search found (criteria -> stored ids)."""
     ids: dict[str, str] = {}
     for entry in entries:
         try:
-            _identify(entry)
+            _identify(entry, stored)
         except FhirError as error:
             raise _entry_error(entry, error) from None
         if entry.target and entry.full_url and entry.method in ("POST", "PUT", "PATCH"):
@@ -348,7 +364,7 @@ def _assign_identities(entries: list[Entry], base: str) -> dict[str, str]:
     return ids
 
 
-def _identify(entry: Entry) -> None:
+def _identify(entry: Entry, stored: dict[tuple[str, str], list[str]] | None = None) -> None:
     rtype = entry.resource_type
     req = entry.request
     if entry.method == "POST":
@@ -356,6 +372,8 @@ def _identify(entry: Entry) -> None:
             params = conditional.parse_criteria(req["ifNoneExist"])
             conditional.lock_criteria(rtype, params)
             found = conditional.matches(rtype, params)
+            if stored is not None:
+                stored[_criteria_key(rtype, params)] = found
             if len(found) > 1:
                 raise PreconditionFailed(f"ifNoneExist matched {len(found)} resources")
             if found:

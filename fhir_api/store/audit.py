@@ -1,9 +1,10 @@
 """The audit trail in the store: AuditEvents appended, never changed (IHE BALP, R4 AuditEvent).
 
 https://profiles.ihe.net/ITI/BALP/ -- every interaction leaves an AuditEvent. They are kept
-as ordinary resources (a current row and a version row, so read, vread, search, paging and
-the access filter work on them as on any type), but only this module writes them, and only
-by appending: the repository refuses every write of the type, and on PostgreSQL a trigger
+as ordinary resources (a current row and index rows, so read, search, paging and the access
+filter work on them as on any type; an AuditEvent has one version, never replaced, so it has
+no version row: vread and history read the current row), but only the store writes them,
+and only by appending: the repository refuses every write of the type, and on PostgreSQL a trigger
 refuses UPDATE and DELETE of their rows (migration 0002 of fhir_api), except a DELETE in a
 transaction that set `fhir.audit_retention` (the retention command, `audit_retention`).
 
@@ -36,7 +37,7 @@ RESOURCE_TYPE = "AuditEvent"
 # The PostgreSQL setting a transaction sets (SET LOCAL) to let the retention command delete.
 RETENTION_SETTING = "fhir.audit_retention"
 
-# kwargs: items, a list of (Resource, content) of the AuditEvents just appended.
+# kwargs: items, a list of (repository.AppendedEvent, content) of the AuditEvents just appended.
 audit_appended = Signal()
 
 

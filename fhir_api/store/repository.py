@@ -125,6 +125,11 @@ def read(resource_type: str, logical_id: str) -> Stored:
 
 
 def vread(resource_type: str, logical_id: str, version_id: int) -> Stored:
+    if resource_type == audit.RESOURCE_TYPE:  # one version only, kept as the current row (append_audit)
+        stored = _audit_version(logical_id, version_id)
+        if stored is None:
+            raise NotFound(f"{resource_type}/{logical_id}/_history/{version_id} is not known")
+        return stored
     row = ResourceVersion.objects.filter(
         resource__resource_type=resource_type, resource__logical_id=logical_id, version_id=version_id
     ).first()
@@ -133,6 +138,12 @@ def vread(resource_type: str, logical_id: str, version_id: int) -> Stored:
     if row.deleted:
         raise Gone(f"{resource_type}/{logical_id}/_history/{version_id} is a deletion", headers=_version_headers(row))
     return _stored(row, row.method)
+
+
+def _audit_version(logical_id: str, version_id: int) -> Stored | None:
+    row = Resource.objects.filter(resource_type=audit.RESOURCE_TYPE, logical_id=logical_id,
+                                  version_id=version_id).first()
+    return None if row is None else _stored(row, "POST")
 
 
 def current_version(resource_type: str, logical_id: str) -> int | None:
@@ -243,9 +254,12 @@ def _check_version(row: Resource | None, if_match: int | None) -> None:
         )
 
 
-def stamp(content: dict[str, Any], resource_type: str, logical_id: str, version_id: int, at: datetime) -> str:
-    """The stored JSON: resourceType, id and meta first, meta.versionId/lastUpdated set by us."""
-    meta = {"versionId": str(version_id), "lastUpdated": format_instant(at)}
+def stamp(content: dict[str, Any], resource_type: str, logical_id: str, version_id: int, at: datetime | str) -> str:
+    """The stored JSON: resourceType, id and meta first, meta.versionId/lastUpdated set by us.
+
+    `at` may be given already formatted (format_instant), for a batch written at one instant.
+    """
+    meta = {"versionId": str(version_id), "lastUpdated": at if isinstance(at, str) else format_instant(at)}
     for key, value in (content.get("meta") or {}).items():
         if key not in meta:
             meta[key] = value
@@ -421,6 +435,14 @@ def _note_written(rows: int) -> None:
     statistics.note_written(ResourceVersion._meta.db_table, rows)
 
 
+def _new_ids(cursor: Any, count: int) -> list[int]:
+    """`count` ids of fhir_api_resource taken from its sequence (PostgreSQL), for COPY."""
+    cursor.execute(
+        "SELECT nextval(pg_get_serial_sequence('fhir_api_resource', 'id')) FROM generate_series(1, %s)", [count]
+    )
+    return [pk for (pk,) in cursor.fetchall()]
+
+
 def _copy_new(rows: list[Resource], at: datetime) -> None:
     """PostgreSQL: take ids from the sequence, then COPY the current and version rows.
 
@@ -428,11 +450,7 @@ def _copy_new(rows: list[Resource], at: datetime) -> None:
     quoting parameters in Python.
     """
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence('fhir_api_resource', 'id')) FROM generate_series(1, %s)",
-            [len(rows)],
-        )
-        for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
+        for row, pk in zip(rows, _new_ids(cursor, len(rows)), strict=True):
             row.pk = row.id = pk
         raw = cursor.cursor
         with raw.copy(
@@ -479,6 +497,8 @@ def history(
     client pages never shift or repeat entries: new versions only appear before page one.
     `visible`: a condition on current rows (the caller's access); only their versions show.
     """
+    if resource_type == audit.RESOURCE_TYPE:
+        return _audit_history(logical_id, since, at, count, cursor, with_total, visible)
     qs = ResourceVersion.objects.all()
     if visible is not None:
         qs = qs.filter(resource_id__in=Resource.objects.filter(visible).values("pk"))
@@ -499,24 +519,63 @@ def history(
         )
         qs = qs.filter(last_updated__lt=high).exclude(Exists(newer))
     total = qs.count() if with_total else None
-    if cursor:
-        # The cursor comes back from the client: anything but what we wrote is a 400, never
-        # an overflow in datetime or a 64-bit column.
-        m = _HISTORY_CURSOR.match(cursor)
-        try:
-            if m is None:
-                raise ValueError(cursor)
-            cursor_at = datetime.fromtimestamp(int(m.group(1)) / 1_000_000, timezone.utc)
-            cursor_id = int(m.group(2))
-        except (ValueError, OverflowError, OSError):
-            raise BadRequest(f"Invalid paging cursor '{cursor[:100]}'") from None
-        qs = qs.filter(Q(last_updated__lt=cursor_at) | Q(last_updated=cursor_at, id__lt=cursor_id))
+    qs = _after_cursor(qs, cursor)
     # A version creates its resource when it is the first or follows a deletion (an update as
     # create answered 201; its history entry says so too).
     after_deletion = ResourceVersion.objects.filter(
         resource_id=OuterRef("resource_id"), version_id=OuterRef("version_id") - 1, deleted=True
     )
     qs = qs.annotate(revives=Exists(after_deletion))
+    rows, next_cursor = _page(qs, count)
+    entries = [
+        Stored(r.resource_type, r.logical_id, r.version_id, r.last_updated, r.deleted, r.data, r.method,
+               created=not r.deleted and (r.version_id == 1 or r.revives))
+        for r in rows
+    ]
+    return HistoryPage(entries, next_cursor, total)
+
+
+def _audit_history(
+    logical_id: str | None, since: datetime | None, at: tuple[datetime, datetime] | None, count: int,
+    cursor: str | None, with_total: bool, visible: Q | None,
+) -> HistoryPage:
+    """History of AuditEvents: each has one version, never replaced, kept as its current row
+    (append_audit writes no version row), so the current rows are the whole history."""
+    qs = Resource.objects.filter(resource_type=audit.RESOURCE_TYPE)
+    if visible is not None:
+        qs = qs.filter(visible)
+    if logical_id is not None:
+        qs = qs.filter(logical_id=logical_id)
+    if since is not None:
+        qs = qs.filter(last_updated__gte=since)
+    if at is not None:  # current from its creation on: made before the end of the window
+        qs = qs.filter(last_updated__lt=at[1])
+    total = qs.count() if with_total else None
+    rows, next_cursor = _page(_after_cursor(qs, cursor), count)
+    entries = [Stored(r.resource_type, r.logical_id, r.version_id, r.last_updated, r.deleted, r.data, "POST",
+                      created=True) for r in rows]
+    return HistoryPage(entries, next_cursor, total)
+
+
+def _after_cursor(qs: Any, cursor: str | None) -> Any:
+    """Rows after the keyset cursor (lastUpdated, row id) of the previous page's last entry."""
+    if not cursor:
+        return qs
+    # The cursor comes back from the client: anything but what we wrote is a 400, never
+    # an overflow in datetime or a 64-bit column.
+    m = _HISTORY_CURSOR.match(cursor)
+    try:
+        if m is None:
+            raise ValueError(cursor)
+        cursor_at = datetime.fromtimestamp(int(m.group(1)) / 1_000_000, timezone.utc)
+        cursor_id = int(m.group(2))
+    except (ValueError, OverflowError, OSError):
+        raise BadRequest(f"Invalid paging cursor '{cursor[:100]}'") from None
+    return qs.filter(Q(last_updated__lt=cursor_at) | Q(last_updated=cursor_at, id__lt=cursor_id))
+
+
+def _page(qs: Any, count: int) -> tuple[list[Any], str | None]:
+    """The first `count` rows newest first, and the cursor of the next page (None: last page)."""
     rows = list(qs.order_by("-last_updated", "-id")[: count + 1]) if count > 0 else []
     next_cursor = None
     if len(rows) > count and count > 0:  # _count=0: no entries, so no next page either
@@ -524,12 +583,7 @@ def history(
         last = rows[-1]
         micros = (last.last_updated - _EPOCH) // timedelta(microseconds=1)
         next_cursor = f"{micros}-{last.id}"
-    entries = [
-        Stored(r.resource_type, r.logical_id, r.version_id, r.last_updated, r.deleted, r.data, r.method,
-               created=not r.deleted and (r.version_id == 1 or r.revives))
-        for r in rows
-    ]
-    return HistoryPage(entries, next_cursor, total)
+    return rows, next_cursor
 
 
 # -- the audit trail ------------------------------------------------------------------------
@@ -542,31 +596,53 @@ def _record_written(versions: list[audit.WrittenVersion]) -> None:
         append_audit(describe(versions))
 
 
-def append_audit(events: list[dict[str, Any]]) -> list[Resource]:
+@dataclass(frozen=True, slots=True)
+class AppendedEvent:
+    """An AuditEvent just appended: its row id and stored JSON (all its index rows need)."""
+
+    pk: int
+    logical_id: str
+    data: str
+    resource_type: str = audit.RESOURCE_TYPE
+    version_id: int = 1
+    deleted: bool = False
+
+
+def append_audit(events: list[dict[str, Any]]) -> list[AppendedEvent]:
     """Append AuditEvents (JSON objects without id/meta) in one transaction; returns their rows.
 
-    Like create_many without validation or locks (the server builds these events itself):
-    COPY on PostgreSQL; index rows by fhir_search on `audit_appended`, not `resources_written`.
+    Every entry of a transaction Bundle gets one, so this is on the ingest path and kept lean
+    (issue 14): no validation or locks (the server builds these events itself), no model
+    instances, one instant for the batch, and only the current row: an AuditEvent is never
+    changed, so its one version is that row (vread and history read it there; see
+    `_audit_history`) and a version row would only copy it. COPY on PostgreSQL; index rows by
+    fhir_search on `audit_appended`, not `resources_written`.
     """
     if not events:
         return []
     at = now()
+    at_text = format_instant(at)
     rtype = audit.RESOURCE_TYPE
-    rows = []
-    for content in events:
-        logical_id = str(uuid.uuid4())
-        rows.append(Resource(resource_type=rtype, logical_id=logical_id, version_id=1, last_updated=at,
-                             deleted=False, data=stamp(content, rtype, logical_id, 1, at)))
+    ids = [str(uuid.uuid4()) for _ in events]
+    datas = [stamp(content, rtype, logical_id, 1, at_text) for content, logical_id in zip(events, ids, strict=True)]
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            _copy_new(rows, at)
+            with connection.cursor() as cursor:
+                pks = _new_ids(cursor, len(events))
+                with cursor.cursor.copy(
+                    "COPY fhir_api_resource (id, resource_type, logical_id, version_id, last_updated, deleted, data)"
+                    " FROM STDIN"
+                ) as copy:
+                    for pk, logical_id, data in zip(pks, ids, datas, strict=True):
+                        copy.write_row((pk, rtype, logical_id, 1, at, False, data))
         else:
-            Resource.objects.bulk_create(rows)
-            ResourceVersion.objects.bulk_create([
-                ResourceVersion(resource=row, resource_type=rtype, logical_id=row.logical_id, version_id=1,
-                                last_updated=at, deleted=False, method="POST", data=row.data)
-                for row in rows
+            rows = Resource.objects.bulk_create([
+                Resource(resource_type=rtype, logical_id=logical_id, version_id=1, last_updated=at, deleted=False,
+                         data=data)
+                for logical_id, data in zip(ids, datas, strict=True)
             ])
-        _note_written(len(rows))
-        audit.audit_appended.send(sender=Resource, items=list(zip(rows, events, strict=True)))
-    return rows
+            pks = [row.pk for row in rows]
+        statistics.note_written(Resource._meta.db_table, len(events))
+        appended = [AppendedEvent(pk, logical_id, data) for pk, logical_id, data in zip(pks, ids, datas, strict=True)]
+        audit.audit_appended.send(sender=Resource, items=list(zip(appended, events, strict=True)))
+    return appended

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,25 +65,31 @@ def narrative(content: dict[str, Any]) -> str:
     return html.unescape(_TAG.sub(" ", div)) if isinstance(div, str) else ""
 
 
-def _strings(value: Any) -> Iterator[str]:
+def _strings(value: Any) -> list[str]:
     """Every text value of a JSON tree, the narrative as plain text."""
+    out: list[str] = []
+    _collect(value, out)
+    return out
+
+
+def _collect(value: Any, out: list[str]) -> None:
+    # Appends to one list: nested generators (`yield from` at every level) cost a resume per
+    # level per string, and this runs over every resource written.
     if isinstance(value, str):
-        yield value
-    elif isinstance(value, bool):
-        return
-    elif isinstance(value, (int, float)):
-        yield str(value)
+        out.append(value)
     elif isinstance(value, dict):
         for key, child in value.items():
             if key in _SKIPPED_KEYS:
                 continue
             if key == "text" and isinstance(child, dict):  # a Narrative
-                yield narrative(value)
+                out.append(narrative(value))
             else:
-                yield from _strings(child)
+                _collect(child, out)
     elif isinstance(value, list):
         for item in value:
-            yield from _strings(item)
+            _collect(item, out)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        out.append(str(value))
 
 
 def documents(content: dict[str, Any]) -> dict[str, str]:

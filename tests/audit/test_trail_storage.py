@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 
 from fhir_api.store import repository
-from fhir_api.store.models import Resource
+from fhir_api.store.models import Resource, ResourceVersion
 from fhir_search.audit_index import LEAN_CODES, rows_of
 from fhir_search.indexing import rows_for
 from smart_auth.audit import balp, trail
@@ -131,3 +131,21 @@ def test_a_database_that_refuses_everything_keeps_the_buffer_for_the_next_flush(
     assert trail.pending() == 1
     monkeypatch.setattr(repository, "append_audit", real)
     assert trail.flush() == 1 and _audit_count() == 1
+
+
+def test_an_event_has_one_version_read_by_vread_and_history_without_a_version_row(fhir):
+    pid = fhir.post("/Patient", new_patient()).json()["id"]
+    event = Resource.objects.filter(resource_type="AuditEvent").order_by("-id").first()
+    assert not ResourceVersion.objects.filter(resource_id=event.pk).exists()  # the current row is the version
+    vread = fhir.get(f"/AuditEvent/{event.logical_id}/_history/1")
+    assert vread.status_code == 200 and vread.json()["id"] == event.logical_id
+    assert vread.json()["entity"][0]["what"]["reference"] == f"Patient/{pid}"
+    assert fhir.get(f"/AuditEvent/{event.logical_id}/_history/2").status_code == 404
+    instance = fhir.get(f"/AuditEvent/{event.logical_id}/_history").json()
+    assert [e["resource"]["id"] for e in instance["entry"]] == [event.logical_id]
+    assert instance["entry"][0]["request"]["method"] == "POST"
+    listed = fhir.get("/AuditEvent/_history", _count="1").json()
+    assert len(listed["entry"]) == 1 and any(link["relation"] == "next" for link in listed["link"])
+    page_two = fhir.get(next(link["url"] for link in listed["link"] if link["relation"] == "next")
+                        .split("/fhir", 1)[1]).json()
+    assert page_two["entry"][0]["resource"]["id"] != listed["entry"][0]["resource"]["id"]

@@ -175,3 +175,23 @@ def test_transaction_conditional_reference_to_resource_created_in_same_bundle(fh
     practitioner_ref = "/".join(bundle["entry"][0]["response"]["location"].split("/")[:2])
     assert bundle["entry"][1]["resource"]["performer"][0]["reference"] == practitioner_ref
     assert _count("Practitioner") == 1
+
+
+def test_a_conditional_reference_with_an_if_none_exist_entrys_criteria_searches_once(fhir, practitioner, monkeypatch):
+    from fhir_api.rest import conditional
+
+    searches = []
+    real = conditional.matches
+    monkeypatch.setattr(conditional, "matches", lambda *a, **k: searches.append(a) or real(*a, **k))
+    criteria = "identifier=http://hl7.org/fhir/sid/us-npi|9941339108"
+    entries = [
+        {"resource": {"resourceType": "Practitioner"},
+         "request": {"method": "POST", "url": "Practitioner", "ifNoneExist": criteria}},
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                      "performer": [{"reference": f"Practitioner?{criteria}"}]},
+         "request": {"method": "POST", "url": "Observation"}},
+    ]
+    bundle = fhir.post("", _tx(*entries)).json()
+    assert bundle["entry"][1]["resource"]["performer"][0]["reference"] == f"Practitioner/{practitioner['id']}"
+    assert len(searches) == 1  # the ifNoneExist search, reused for the reference (Synthea's shape)
+    assert _count("Practitioner") == 1
