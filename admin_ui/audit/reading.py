@@ -48,12 +48,13 @@ class Summary:
     outcome_text: str
     purpose: str
     user: Link | None
-    app: str
+    app: str  # the OAuth client id
     address: str
     patient: Link | None
     objects: list[Link] = field(default_factory=list)
     queries: list[str] = field(default_factory=list)
     agents: list[Agent] = field(default_factory=list)
+    app_name: str = ""  # the registered app's name, when the client id is known here
 
 
 def _codes(value: Any) -> set[str]:

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_safe
 
 from admin_ui import roles
 from admin_ui.audit.query import AuditFilter
-from admin_ui.audit.reading import summary_of
+from admin_ui.audit.reading import Summary, summary_of
 from admin_ui.resources.rendering import json_html
 from admin_ui.resources.views import entry_resource, fhir_base, issues_of, page_context, requires
 from fhir_api.store import jsonio
@@ -23,8 +23,17 @@ from fhir_api.store.audit import RESOURCE_TYPE
 from fhir_api.store.errors import FhirError
 from fhir_api.store.models import Resource
 from fhir_search.service import search_bundle
+from smart_auth.models import Client
 
 PAGE_SIZE = 50
+
+
+def _name_apps(events: list[Summary]) -> None:
+    """The registered apps' names beside their client ids (one query for the page)."""
+    names = dict(Client.objects.filter(client_id__in={e.app for e in events if e.app})
+                 .values_list("client_id", "name"))
+    for event in events:
+        event.app_name = names.get(event.app, "")
 
 
 def list_view(site):
@@ -49,6 +58,7 @@ def list_view(site):
             else:
                 events = [summary_of(entry_resource(e)) for e in bundle.get("entry", [])
                           if e.get("search", {}).get("mode") == "match"]
+                _name_apps(events)
                 for link in bundle.get("link", []):
                     if link["relation"] == "next":
                         following = request.GET.copy()
@@ -70,7 +80,9 @@ def event_view(site):
         if row is None:
             raise Http404(f"AuditEvent/{logical_id} is not known")
         content = jsonio.loads(row.data)
+        event = summary_of(content)
+        _name_apps([event])
         return TemplateResponse(request, "admin_ui/audit_event.html", page_context(
-            site, request, f"AuditEvent/{logical_id}", event=summary_of(content), json_html=json_html(content),
+            site, request, f"AuditEvent/{logical_id}", event=event, json_html=json_html(content),
             logical_id=logical_id))
     return view
