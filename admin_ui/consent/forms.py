@@ -79,7 +79,8 @@ class ProvisionForm(forms.Form):
 
     decision = forms.ChoiceField(choices=DECISIONS, widget=forms.RadioSelect, label="Decision")
     person = ReferenceField(PERSON_TYPES, required=False, label="Person",
-                            help_text="A Patient, Practitioner or RelatedPerson: the person behind the token (fhirUser).")
+                            help_text="A Patient, Practitioner or RelatedPerson: the person behind the token "
+                                      "(fhirUser).")
     app = forms.ModelChoiceField(Client.objects.none(), required=False, to_field_name="client_id", label="App",
                                  help_text="A registered client app (named in the Consent as its Device).")
     organization = ReferenceField(("Organization",), required=False, label="Organization",
@@ -104,7 +105,8 @@ class ProvisionForm(forms.Form):
                 item.widget.attrs["data-picker-url"] = item.picker_url()
         self.fields["app"].queryset = Client.objects.exclude(device_id="").order_by("name")
         self.fields["app"].label_from_instance = lambda c: f"{c.name} ({c.client_id})"
-        self.fields["classes"].choices = [(t, t) for t in sorted({*choices.governed_types(), *extra.get("classes", [])})]
+        types = sorted({*choices.governed_types(), *extra.get("classes", [])})
+        self.fields["classes"].choices = [(t, t) for t in types]
         labels = {choices.label_key(s, c): choices.label_text(s, c) for s, c in choices.LABELS}
         for key in extra.get("labels", []):
             system, _, code = key.rpartition("|")

@@ -85,7 +85,8 @@ def provision_of(provision: dict[str, Any], parent_decision: str) -> Provision:
         reference = (actor.get("reference") or {}).get("reference")
         out.who.append(name_of(reference) if reference else Named(columns.concept(actor.get("role"))))
     out.types = [c.get("code", "") for c in provision.get("class") or []]
-    out.labels = [choices.label_text(c.get("system", ""), c.get("code", "")) for c in provision.get("securityLabel") or []]
+    out.labels = [choices.label_text(c.get("system", ""), c.get("code", ""))
+                  for c in provision.get("securityLabel") or []]
     out.codes = [columns.concept(c) for c in provision.get("code") or []]
     for item in provision.get("data") or []:
         reference = (item.get("reference") or {}).get("reference") or ""

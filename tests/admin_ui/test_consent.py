@@ -24,6 +24,7 @@ pytestmark = pytest.mark.django_db
 
 ADD = "/admin/consent/add/"
 PSY = "http://terminology.hl7.org/CodeSystem/v3-ActCode|PSY"
+PRIVACY = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]}
 
 
 def management(total: int = 1, initial: int = 0) -> dict[str, str]:
@@ -87,7 +88,8 @@ def test_the_form_writes_an_r4_patient_privacy_consent_through_the_repository(as
     create = [e for e in events if e["subtype"][0]["code"] == "create"
               and e["entity"][-1]["what"]["reference"] == f"Consent/{consent['id']}/_history/1"]
     assert len(create) == 1 and create[0]["entity"][0]["what"] == {"reference": "Patient/pat-1"}
-    assert {"system": "urn:fhir-server:user", "value": "editor"} in [a["who"].get("identifier") for a in create[0]["agent"]]
+    who = [a["who"].get("identifier") for a in create[0]["agent"]]
+    assert {"system": "urn:fhir-server:user", "value": "editor"} in who
 
 
 def test_a_consent_made_in_the_console_is_enforced_by_the_api(as_editor, fhir, settings, patient_v2):
@@ -110,21 +112,22 @@ def test_a_deny_for_one_app_hides_the_patient_from_that_app_only(as_editor, fhir
         "exception-0-decision": "deny", "exception-0-app": nosy.client_id})).status_code == 302
     [consent] = consents()
     assert consent["provision"]["provision"][0]["actor"][0]["reference"]["reference"] == f"Device/{nosy.device_id}"
-    assert fhir.get("/Patient/pat-1", headers=bearer(mint("patient/*.rs", patient="pat-1", client=nosy))).status_code == 404
-    assert fhir.get("/Patient/pat-1", headers=bearer(mint("patient/*.rs", patient="pat-1", client=trusted))).status_code == 200
+    for app, status in ((nosy, 404), (trusted, 200)):
+        token = bearer(mint("patient/*.rs", patient="pat-1", client=app))
+        assert fhir.get("/Patient/pat-1", headers=token).status_code == status
 
 
 def test_editing_with_the_form_keeps_what_the_form_does_not_show(as_editor, patient_v2, doctor):
     body = {"resourceType": "Consent", "status": "active",
             "identifier": [{"system": "urn:example:consents", "value": "c-1"}],
-            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+            "scope": PRIVACY,
             "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IDSCL"}]}],
             "patient": {"reference": "Patient/pat-1"}, "dateTime": "2026-11-02",
             "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
-            "provision": {"type": "permit", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
-                                                         "code": "XYZ"}],
-                          "provision": [{"type": "deny", "actor": [{"role": {"text": "x"},
-                                                                    "reference": {"reference": f"Practitioner/{doctor}"}}]}]}}
+            "provision": {"type": "permit",
+                          "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "XYZ"}],
+                          "provision": [{"type": "deny", "actor": [
+                              {"role": {"text": "x"}, "reference": {"reference": f"Practitioner/{doctor}"}}]}]}}
     cid = repository.create("Consent", body).stored.logical_id
     page = as_editor.get(f"/admin/consent/{cid}/edit/")
     html = page.content.decode()
@@ -143,20 +146,25 @@ def test_editing_with_the_form_keeps_what_the_form_does_not_show(as_editor, pati
     assert content["provision"]["provision"][0]["type"] == "permit"
 
 
-def test_an_exception_can_be_removed(as_editor, patient_v2, doctor):
-    as_editor.post(ADD, consent_form(**{"exception-0-decision": "permit", "exception-0-person": f"Practitioner/{doctor}"}))
+def test_an_exception_stays_until_it_is_removed(as_editor, patient_v2, doctor):
+    as_editor.post(ADD, consent_form(**{"exception-0-decision": "permit",
+                                        "exception-0-person": f"Practitioner/{doctor}"}))
     [consent] = consents()
-    form = consent_form(version="1", **management(total=2, initial=1),
-                        **{"exception-0-decision": "permit", "exception-0-person": f"Practitioner/{doctor}",
-                           "exception-0-DELETE": "on"})
-    assert as_editor.post(f"/admin/consent/{consent['id']}/edit/", form).status_code == 302
+    kept = {"exception-0-decision": "permit", "exception-0-person": f"Practitioner/{doctor}"}
+    edit = f"/admin/consent/{consent['id']}/edit/"
+    # saved again unchanged: the exception stays
+    assert as_editor.post(edit, consent_form(version="1", **management(total=2, initial=1), **kept)).status_code == 302
+    assert repository.read("Consent", consent["id"]).content["provision"]["provision"] == \
+        consent["provision"]["provision"]
+    form = consent_form(version="2", **management(total=2, initial=1), **kept, **{"exception-0-DELETE": "on"})
+    assert as_editor.post(edit, form).status_code == 302
     assert "provision" not in repository.read("Consent", consent["id"]).content["provision"]
 
 
 def test_a_consent_the_form_cannot_show_is_sent_to_the_json_editor(as_editor, patient_v2):
     cid = repository.create("Consent", {
         "resourceType": "Consent", "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "scope": PRIVACY,
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "patient": {"reference": "Patient/pat-1"},
         "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
@@ -236,7 +244,8 @@ def test_view_only_staff_read_the_consent_pages_and_change_nothing(as_viewer, pa
     assert as_viewer.get(ADD).status_code == 403
     assert as_viewer.post(ADD, consent_form()).status_code == 403
     assert as_viewer.get(f"/admin/consent/{cid}/edit/").status_code == 403
-    assert as_viewer.post(f"/admin/consent/{cid}/edit/", consent_form(decision="permit", version="1")).status_code == 403
+    edited = as_viewer.post(f"/admin/consent/{cid}/edit/", consent_form(decision="permit", version="1"))
+    assert edited.status_code == 403
     assert len(consents()) == 1 and repository.read("Consent", cid).version_id == 1
 
 
@@ -270,7 +279,7 @@ def test_the_sidebar_lists_consent_and_audit_for_viewers(as_viewer):
 def _deny_consent(patient: str, **provision) -> dict:
     return {
         "resourceType": "Consent", "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "scope": PRIVACY,
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "patient": {"reference": f"Patient/{patient}"}, "dateTime": "2026-12-01",
         "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}]},
@@ -323,7 +332,8 @@ def test_the_list_filters_by_patient_status_decision_actor_and_app(as_viewer, pa
     nested = repository.create("Consent", _deny_consent("pat-1", provision=[
         {"type": "permit", "actor": [{"role": {"text": "x"}, "reference": {"reference": f"Practitioner/{doctor}"}}]}])
     ).stored.logical_id
-    permit = _deny_consent(other, actor=[{"role": {"text": "x"}, "reference": {"reference": f"Device/{app.device_id}"}}])
+    permit = _deny_consent(other, actor=[{"role": {"text": "x"},
+                                          "reference": {"reference": f"Device/{app.device_id}"}}])
     permit["provision"]["type"] = "permit"
     permitted = repository.create("Consent", permit).stored.logical_id
     inactive = _deny_consent(other)
