@@ -105,7 +105,7 @@ def _api_calls(settings, app: Client) -> str:
 
 def test_console_in_a_browser(live_server, browser, django_user_model, transactional_db, settings):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     django_user_model.objects.create_user("admin", password=PASSWORD, is_staff=True, is_superuser=True)
     _records()
@@ -190,7 +190,9 @@ def test_console_in_a_browser(live_server, browser, django_user_model, transacti
     _shot(driver, "audit")
     Select(driver.find_element(By.NAME, "outcome")).select_by_value("4,8")
     driver.find_element(By.CSS_SELECTOR, "#audit-filters input[type=submit]").click()
+    WebDriverWait(driver, 10).until(lambda d: "outcome=4%2C8" in d.current_url)  # not the page before
     assert "refused" in driver.find_element(By.ID, "result_list").text
+    assert "account admin" not in driver.find_element(By.ID, "result_list").text
     driver.find_element(By.CSS_SELECTOR, "#result_list tbody a").click()
     assert "401" in driver.find_element(By.CSS_SELECTOR, "table.audit-summary").text
 
