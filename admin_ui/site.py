@@ -13,11 +13,24 @@ from django.shortcuts import redirect
 from django.urls import path
 
 from admin_ui import navigation, twofactor
+from smart_auth.audit import balp, trail
 
 SIGN_IN_HELP = (
     "Staff accounts only. The first administrator is made on the server with "
     "`python manage.py createsuperuser`; administrators create further accounts under People."
 )
+
+
+def staff_actor(request) -> balp.Actor:
+    """The member of staff behind a console request, as the audit trail names them."""
+    from fhir_api.rest.responses import base_url
+
+    try:
+        server = base_url(request)
+    except Exception:  # noqa: BLE001 -- a bad Host header must not stop the audit record
+        server = ""
+    return balp.Actor(address=request.META.get("REMOTE_ADDR", ""), username=request.user.get_username(),
+                      server=server)
 
 
 class ConsoleSignInForm(AdminAuthenticationForm):
@@ -51,7 +64,12 @@ class ConsoleSite(admin.AdminSite):
             user = request.user
             if user.is_active and user.is_staff and twofactor.must_enrol(user) and view != self.logout:
                 return redirect("admin:two_factor")
-            return inner(request, *args, **kwargs)
+            if not user.is_authenticated:
+                return inner(request, *args, **kwargs)
+            # Writes made here (resources, consents, apps) are audited with the member of staff
+            # as their author, as an API write is with its token's user.
+            with trail.acting(staff_actor(request)):
+                return inner(request, *args, **kwargs)
 
         guarded.__wrapped__ = inner
         return guarded
@@ -61,10 +79,14 @@ class ConsoleSite(admin.AdminSite):
         return super().login(request, extra_context)
 
     def get_urls(self):
+        # The sections beside the resources register their pages in the sidebar on import.
+        from admin_ui.consent import pages as consent_pages
+        from admin_ui.audit import pages as audit_pages
         from admin_ui.resources import urls as resource_urls
 
         extra = [path("two-factor/", twofactor.enrol_view(self), name="two_factor")]
-        return extra + resource_urls.patterns(self) + super().get_urls()
+        return (extra + resource_urls.patterns(self) + consent_pages.patterns(self) + audit_pages.patterns(self)
+                + super().get_urls())
 
     def get_app_list(self, request, app_label=None):
         apps = super().get_app_list(request, app_label)

@@ -29,6 +29,7 @@ from admin_ui.resources.diff import diff
 from admin_ui.resources.filters import filter_for
 from admin_ui.resources.rendering import json_html, local_references, sanitised_narrative, xml_text
 from fhir_api.store import jsonio, repository
+from fhir_api.store.audit import RESOURCE_TYPE as AUDIT_TYPE
 from fhir_api.store.errors import FhirError
 from fhir_api.store.models import Resource, ResourceVersion
 from fhir_api.store.structure import resource_types
@@ -63,13 +64,24 @@ def _check_type(resource_type: str) -> None:
         raise Http404(f"Unknown resource type {resource_type}")
 
 
-def _context(site, request: HttpRequest, title: str, **extra) -> dict:
-    return {**site.each_context(request), "title": title, "can_change": request.user.has_perm(roles.CHANGE_RESOURCES),
-            "can_add": request.user.has_perm(roles.ADD_RESOURCES),
-            "can_delete": request.user.has_perm(roles.DELETE_RESOURCES), **extra}
+def page_context(site, request: HttpRequest, title: str, **extra) -> dict:
+    user = request.user
+    writable = extra.get("resource_type") != AUDIT_TYPE  # the audit trail is read-only for everyone
+    return {**site.each_context(request), "title": title,
+            "can_change": writable and user.has_perm(roles.CHANGE_RESOURCES),
+            "can_add": writable and user.has_perm(roles.ADD_RESOURCES),
+            "can_delete": writable and user.has_perm(roles.DELETE_RESOURCES), **extra}
 
 
-def _fhir_base(request: HttpRequest) -> str:
+def check_writable(resource_type: str) -> None:
+    """AuditEvents are appended by the server only: the console offers no way to change one
+    (the repository would refuse it too)."""
+    if resource_type == AUDIT_TYPE:
+        raise PermissionDenied("The audit trail is read-only: AuditEvents cannot be created, edited, deleted "
+                               "or restored")
+
+
+def fhir_base(request: HttpRequest) -> str:
     return settings.FHIR_BASE_URL or request.build_absolute_uri("/fhir")
 
 
@@ -103,7 +115,7 @@ def types_view(site):
 
         known = {c.resource_type: c for c in counts()}
         rows = [(t, known.get(t)) for t in sorted(resource_types())]
-        return TemplateResponse(request, "admin_ui/types.html", _context(site, request, "Resource types", rows=rows))
+        return TemplateResponse(request, "admin_ui/types.html", page_context(site, request, "Resource types", rows=rows))
     return view
 
 
@@ -160,17 +172,17 @@ def _search(request: HttpRequest, resource_type: str, query: str) -> dict:
     if not any(k == "_count" for k, _ in params):
         params.append(("_count", str(PAGE_SIZE)))
     try:
-        bundle = search_bundle(base=_fhir_base(request), path=resource_type, resource_type=resource_type,
+        bundle = search_bundle(base=fhir_base(request), path=resource_type, resource_type=resource_type,
                                params=params)
     except FhirError as exc:
-        return {"rows": [], "search_error": exc.diagnostics, "search_issues": _issues(exc)}
+        return {"rows": [], "search_error": exc.diagnostics, "search_issues": issues_of(exc)}
     rows, warnings = [], []
     for entry in bundle.get("entry", []):
-        resource = _entry_resource(entry)
+        resource = entry_resource(entry)
         if entry.get("search", {}).get("mode") == "outcome":
             warnings.extend(i.get("diagnostics", "") for i in resource.get("issue", []))
             continue
-        resource = _entry_resource(entry)
+        resource = entry_resource(entry)
         rows.append({
             "id": resource.get("id"), "type": resource.get("resourceType"),
             "mode": entry.get("search", {}).get("mode"),
@@ -186,13 +198,13 @@ def _search(request: HttpRequest, resource_type: str, query: str) -> dict:
             "first_url": "?" + urlencode({"q": query})}
 
 
-def _entry_resource(entry: dict) -> dict:
+def entry_resource(entry: dict) -> dict:
     """A searchset entry's resource as a dict (the engine passes stored JSON through unparsed)."""
     resource = entry["resource"]
     return resource if isinstance(resource, dict) else jsonio.loads(jsonio.dumps(resource))
 
 
-def _issues(exc: FhirError) -> list[str]:
+def issues_of(exc: FhirError) -> list[str]:
     out = []
     for issue in exc.outcome()["issue"]:
         where = ", ".join(issue.get("expression") or [])
@@ -206,7 +218,7 @@ def list_view(site):
         _check_type(resource_type)
         query = request.GET.get("q", "").strip()
         found = _search(request, resource_type, query) if query else _browse(request, resource_type)
-        context = _context(site, request, f"{resource_type} resources", resource_type=resource_type, query=query,
+        context = page_context(site, request, f"{resource_type} resources", resource_type=resource_type, query=query,
                            columns=[c.label for c in cols.columns_for(resource_type)], **found)
         return TemplateResponse(request, "admin_ui/list.html", context)
     return view
@@ -249,7 +261,7 @@ def resource_view(site):
     def view(request: HttpRequest, resource_type: str, logical_id: str) -> HttpResponse:
         row = _current(resource_type, logical_id)
         content = jsonio.loads(row.data) if not row.deleted else None
-        context = _context(
+        context = page_context(
             site, request, f"{resource_type}/{logical_id}", row=row, resource_type=resource_type,
             logical_id=logical_id, deleted=row.deleted,
             json_html=json_html(content) if content else None,
@@ -278,13 +290,14 @@ class ResourceForm(forms.Form):
         return content
 
     def refused(self, exc: FhirError) -> None:
-        for message in _issues(exc):
+        for message in issues_of(exc):
             self.add_error("resource", message)
 
 
 def edit_view(site):
     @requires(roles.CHANGE_RESOURCES)
     def view(request: HttpRequest, resource_type: str, logical_id: str) -> HttpResponse:
+        check_writable(resource_type)
         row = _current(resource_type, logical_id)
         if row.deleted:
             messages.error(request, "A deleted resource cannot be edited; restore a version first.")
@@ -303,7 +316,7 @@ def edit_view(site):
         else:
             text = json.dumps(jsonio.loads(row.data), indent=2, ensure_ascii=False)
             form = ResourceForm(initial={"resource": text, "version": row.version_id})
-        return TemplateResponse(request, "admin_ui/edit.html", _context(
+        return TemplateResponse(request, "admin_ui/edit.html", page_context(
             site, request, f"Edit {resource_type}/{logical_id}", form=form, resource_type=resource_type,
             logical_id=logical_id, row=row))
     return view
@@ -313,6 +326,7 @@ def add_view(site):
     @requires(roles.ADD_RESOURCES)
     def view(request: HttpRequest, resource_type: str) -> HttpResponse:
         _check_type(resource_type)
+        check_writable(resource_type)
         if request.method == "POST":
             form = ResourceForm(request.POST)
             if form.is_valid() and (content := form.parsed()) is not None:
@@ -326,7 +340,7 @@ def add_view(site):
                                     logical_id=written.stored.logical_id)
         else:
             form = ResourceForm(initial={"resource": json.dumps({"resourceType": resource_type}, indent=2)})
-        return TemplateResponse(request, "admin_ui/edit.html", _context(
+        return TemplateResponse(request, "admin_ui/edit.html", page_context(
             site, request, f"New {resource_type}", form=form, resource_type=resource_type, creating=True))
     return view
 
@@ -334,6 +348,7 @@ def add_view(site):
 def delete_view(site):
     @requires(roles.DELETE_RESOURCES)
     def view(request: HttpRequest, resource_type: str, logical_id: str) -> HttpResponse:
+        check_writable(resource_type)
         row = _current(resource_type, logical_id)
         if request.method == "POST":
             try:
@@ -346,7 +361,7 @@ def delete_view(site):
             else:
                 messages.success(request, f"Deleted {resource_type}/{logical_id}; its versions remain in history.")
             return redirect("admin:fhir_resource", resource_type=resource_type, logical_id=logical_id)
-        return TemplateResponse(request, "admin_ui/delete.html", _context(
+        return TemplateResponse(request, "admin_ui/delete.html", page_context(
             site, request, f"Delete {resource_type}/{logical_id}?", row=row, resource_type=resource_type,
             logical_id=logical_id))
     return view
@@ -366,7 +381,7 @@ def history_view(site):
         page = list(versions.only("version_id", "last_updated", "deleted", "method")[: PAGE_SIZE + 1])
         more = len(page) > PAGE_SIZE
         page = page[:PAGE_SIZE]
-        return TemplateResponse(request, "admin_ui/history.html", _context(
+        return TemplateResponse(request, "admin_ui/history.html", page_context(
             site, request, f"History of {resource_type}/{logical_id}", row=row, resource_type=resource_type,
             logical_id=logical_id, versions=page,
             older_url=f"?before={page[-1].version_id}" if more else None))
@@ -386,7 +401,7 @@ def version_view(site):
         row = _current(resource_type, logical_id)
         version = _version(row, version_id)
         content = jsonio.loads(version.data) if not version.deleted else None
-        return TemplateResponse(request, "admin_ui/version.html", _context(
+        return TemplateResponse(request, "admin_ui/version.html", page_context(
             site, request, f"{resource_type}/{logical_id} version {version_id}", row=row, version=version,
             resource_type=resource_type, logical_id=logical_id,
             json_html=json_html(content) if content else None,
@@ -406,7 +421,7 @@ def diff_view(site):
         old, new = _version(row, old_id), _version(row, new_id)
         old_content = jsonio.loads(old.data) if not old.deleted else {}
         new_content = jsonio.loads(new.data) if not new.deleted else {}
-        return TemplateResponse(request, "admin_ui/diff.html", _context(
+        return TemplateResponse(request, "admin_ui/diff.html", page_context(
             site, request, f"{resource_type}/{logical_id}: version {old_id} to {new_id}", row=row,
             resource_type=resource_type, logical_id=logical_id, old=old, new=new,
             changes=diff(old_content, new_content)))
@@ -415,6 +430,7 @@ def diff_view(site):
 
 @require_POST
 def _restore(request: HttpRequest, resource_type: str, logical_id: str, version_id: int) -> HttpResponse:
+    check_writable(resource_type)
     row = _current(resource_type, logical_id)
     version = _version(row, version_id)
     if version.deleted:
@@ -428,7 +444,7 @@ def _restore(request: HttpRequest, resource_type: str, logical_id: str, version_
     try:
         written = repository.update(resource_type, logical_id, content, if_match=expected)
     except FhirError as exc:
-        messages.error(request, f"Version {version_id} was not restored: {'; '.join(_issues(exc))}")
+        messages.error(request, f"Version {version_id} was not restored: {'; '.join(issues_of(exc))}")
         return redirect("admin:fhir_history", resource_type=resource_type, logical_id=logical_id)
     messages.success(request, f"Restored version {version_id} as version {written.stored.version_id}.")
     return redirect("admin:fhir_resource", resource_type=resource_type, logical_id=logical_id)
@@ -438,33 +454,42 @@ def restore_view(site):
     return requires(roles.CHANGE_RESOURCES)(_restore)
 
 
-# -- the fhirUser picker -------------------------------------------------------------------
+# -- the picker of people and organizations -----------------------------------------------
 
 PICKABLE = ("Patient", "Practitioner", "RelatedPerson")
+# What a picker may ask for with `types` (the consent form's patient, person and organization).
+PICKER_TYPES = (*PICKABLE, "Organization")
+
+
+def _picked_name(resource: dict) -> str:
+    name = resource.get("name")
+    return str(name) if isinstance(name, str) else cols.human_name(name)
 
 
 def picker_view(site):
     @requires(roles.VIEW_RESOURCES)
     def view(request: HttpRequest) -> JsonResponse:
-        """Patients, practitioners and related persons whose name starts with `q` (or whose
-        reference is `q`), searched like `GET /fhir/Patient?name=q`."""
+        """Resources of the asked types (`types`, by default Patients, Practitioners and
+        RelatedPersons) whose name starts with `q` (or whose reference is `q`), searched like
+        `GET /fhir/Patient?name=q`."""
         q = request.GET.get("q", "").strip()[:100]
+        asked = [t for t in request.GET.get("types", "").split(",") if t in PICKER_TYPES] or list(PICKABLE)
         found: list[dict[str, str]] = []
         if q:
-            for resource_type in PICKABLE:
+            for resource_type in asked:
                 try:
-                    bundle = search_bundle(base=_fhir_base(request), path=resource_type, resource_type=resource_type,
+                    bundle = search_bundle(base=fhir_base(request), path=resource_type, resource_type=resource_type,
                                            params=[("name", q), ("_count", "10")])
                 except FhirError:
                     continue
                 for entry in bundle.get("entry", []):
-                    resource = _entry_resource(entry)
+                    resource = entry_resource(entry)
                     if resource.get("resourceType") != resource_type:
                         continue
                     found.append({"reference": f"{resource_type}/{resource['id']}",
-                                  "label": f"{cols.human_name(resource.get('name'))} ({resource_type})"})
+                                  "label": f"{_picked_name(resource)} ({resource_type})"})
             kind, _, lid = q.partition("/")
-            if kind in PICKABLE and Resource.objects.filter(resource_type=kind, logical_id=lid, deleted=False).exists():
+            if kind in asked and Resource.objects.filter(resource_type=kind, logical_id=lid, deleted=False).exists():
                 found.insert(0, {"reference": q, "label": q})
         return JsonResponse({"results": found})
     return view

@@ -1,7 +1,8 @@
 """The console in a real browser (Debian's chromium, driven by Selenium through chromedriver).
 
 Signs in, opens a Patient from the list, compares two of its versions, restores the older
-one and registers an app, checking on the way that the Content-Security-Policy blocks nothing
+one, registers an app, writes a consent policy with the form and reads the patient's consents
+and the audit trail of the app's API calls, checking on the way that the Content-Security-Policy blocks nothing
 the console needs. Screenshots of each main page (1366x768) go to docs/screenshots/, which
 the README shows. Skipped, saying why, where chromium or chromedriver is not installed.
 """
@@ -83,9 +84,28 @@ def _csp_violations(driver) -> list[str]:
             if "Content Security Policy" in entry["message"] or "Refused to" in entry["message"]]
 
 
-def test_console_in_a_browser(live_server, browser, django_user_model, transactional_db):
+def _api_calls(settings, app: Client) -> str:
+    """A practitioner's reads and searches through the registered app, and a refused call: the
+    audit trail's material. Returns the practitioner's id."""
+    from django.test import Client as HttpClient
+
+    from tests.access_tokens import bearer, make_user, mint
+
+    settings.FHIR_AUTH_REQUIRED = True
+    doctor = repository.create("Practitioner", {"resourceType": "Practitioner",
+                                                "name": [{"family": "Lee", "given": ["Dana"]}]}).stored.logical_id
+    token = bearer(mint("user/*.rs", user=make_user("drlee"), fhir_user=f"Practitioner/{doctor}", client=app,
+                        purpose="TREAT"))
+    api = HttpClient()
+    for path in ("/fhir/Patient/example", "/fhir/Observation?patient=example", "/fhir/Patient?family=levin"):
+        assert api.get(path, headers=token).status_code == 200
+    assert api.get("/fhir/Patient/example", headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+    return doctor
+
+
+def test_console_in_a_browser(live_server, browser, django_user_model, transactional_db, settings):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     django_user_model.objects.create_user("admin", password=PASSWORD, is_staff=True, is_superuser=True)
     _records()
@@ -138,6 +158,42 @@ def test_console_in_a_browser(live_server, browser, django_user_model, transacti
     secret = driver.find_element(By.ID, "client-secret").text
     assert len(secret) > 20
     _shot(driver, "app-secret")
-    assert Client.objects.filter(name="Growth chart").exists()
+    app = Client.objects.get(name="Growth chart")
+    doctor = _api_calls(settings, app)
+
+    # a consent policy for the patient: deny psychiatric records, except to their practitioner
+    driver.get(live_server.url + "/admin/fhir/Patient/example/")
+    driver.find_element(By.LINK_TEXT, "Consents").click()
+    driver.find_element(By.CSS_SELECTOR, ".object-tools a.addlink").click()
+    assert driver.find_element(By.NAME, "patient").get_attribute("value") == "Patient/example"
+    driver.find_element(By.CSS_SELECTOR, "input[name=decision][value=deny]").click()
+    driver.find_element(By.CSS_SELECTOR, "input[name=labels][value$='|PSY']").click()
+    driver.find_element(By.CSS_SELECTOR, "input[name=labels][value$='|R']").click()
+    driver.execute_script("arguments[0].value = '2026-12-01'", driver.find_element(By.NAME, "start"))
+    driver.find_element(By.CSS_SELECTOR, "input[name=exception-0-decision][value=permit]").click()
+    driver.find_element(By.NAME, "exception-0-person").send_keys(f"Practitioner/{doctor}")
+    Select(driver.find_element(By.NAME, "exception-0-purposes")).select_by_value("TREAT")
+    driver.execute_script("window.scrollTo(0, 0)")
+    _shot(driver, "consent-form")
+    driver.find_element(By.CSS_SELECTOR, "#consent-form input[type=submit]").click()
+    assert "Created Consent/" in driver.find_element(By.CSS_SELECTOR, ".messagelist").text
+    assert "Lee, Dana" in driver.find_element(By.CSS_SELECTOR, ".consent-card").text
+    _shot(driver, "consent")
+    consent = repository.read("Consent", driver.find_element(By.CSS_SELECTOR, ".consent-card").get_attribute("id")
+                              .removeprefix("consent-")).content
+    assert consent["provision"]["type"] == "deny" and consent["provision"]["provision"][0]["type"] == "permit"
+
+    # the audit trail: the app's calls, the refused one, the console's own write
+    driver.get(live_server.url + "/admin/audit/")
+    rows = driver.find_element(By.ID, "result_list").text
+    assert "Growth chart" in rows and f"Practitioner/{doctor}" in rows and "account admin" in rows
+    _shot(driver, "audit")
+    Select(driver.find_element(By.NAME, "outcome")).select_by_value("4,8")
+    driver.find_element(By.CSS_SELECTOR, "#audit-filters input[type=submit]").click()
+    WebDriverWait(driver, 10).until(lambda d: "outcome=4%2C8" in d.current_url)  # not the page before
+    assert "refused" in driver.find_element(By.ID, "result_list").text
+    assert "account admin" not in driver.find_element(By.ID, "result_list").text
+    driver.find_element(By.CSS_SELECTOR, "#result_list tbody a").click()
+    assert "401" in driver.find_element(By.CSS_SELECTOR, "table.audit-summary").text
 
     assert _csp_violations(driver) == []

@@ -1,8 +1,11 @@
-// The fhirUser picker: as staff type a name, offer the Patients, Practitioners and
-// RelatedPersons whose name starts with it (GET /admin/fhir-user-picker/?q=..., the FHIR search engine).
+// The picker of people and organizations: as staff type a name, offer the resources whose name
+// starts with it (GET /admin/fhir-user-picker/?q=...&types=..., the FHIR search engine). Each
+// input has its own suggestion list (a page may hold several pickers).
 "use strict";
 (function () {
+  var made = 0;
   function attach(input) {
+    if (!input.getAttribute("list")) { input.setAttribute("list", "picker-choices-" + (++made)); }
     var list = document.getElementById(input.getAttribute("list"));
     if (!list) {
       list = document.createElement("datalist");
@@ -15,7 +18,9 @@
       var q = input.value.trim();
       if (q.length < 2) { return; }
       timer = setTimeout(function () {
-        fetch(input.dataset.pickerUrl + "?q=" + encodeURIComponent(q), {credentials: "same-origin"})
+        var url = new URL(input.dataset.pickerUrl, window.location.href);
+        url.searchParams.set("q", q);
+        fetch(url.toString(), {credentials: "same-origin"})
           .then(function (r) { return r.ok ? r.json() : {results: []}; })
           .then(function (data) {
             list.replaceChildren();
