@@ -11,8 +11,10 @@ from the current table; a resource changed (or deleted) after it is written as t
 it had at that time (from the history table), after the type's other rows. Its filters
 (compartment, `_typeFilter`, access) are evaluated on its current index rows.
 
-A worker that dies loses at most the file it was writing: the checkpoint names the files
-saved so far and the row id to go on from; saving a file again replaces it (idempotent).
+An export with `_since` also lists the resources deleted since then (the manifest's `deleted`
+file of DELETE Bundles). A worker that dies loses at most the file it was writing: the
+checkpoint names the files saved so far and the row id to go on from; saving a file again
+replaces it (idempotent).
 """
 from __future__ import annotations
 
@@ -141,8 +143,46 @@ def run(ctx: jobs.Context) -> dict[str, Any]:
             state = {"type": state["type"], "after": last, "part": state["part"] + 1, "outputs": outputs,
                      "written": written}
         ctx.save(state, progress=state["type"] / len(types))
-    errors = _write_messages(ctx.job.id, plan.get("warnings", []))
-    return {"output": state["outputs"], "error": errors}
+    if since is not None and "deleted" not in state:
+        ctx.save(note=f"listing deletions; {state['written']} resources written")
+        deleted, notes = _write_deletions(ctx.job.id, plan, patients, access, at, since)
+        state = {**state, "deleted": deleted, "notes": notes}
+        ctx.save(state)
+    errors = _write_messages(ctx.job.id, plan.get("warnings", []) + state.get("notes", []))
+    return {"output": state["outputs"], "deleted": state.get("deleted", []), "error": errors}
+
+
+def _write_deletions(job_id: str, plan: dict[str, Any], patients, access, at: datetime, since: datetime
+                     ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The manifest's `deleted` file: the exported types' resources deleted after `_since`
+    (and still deleted at the snapshot), each as a transaction Bundle of one DELETE entry
+    (https://hl7.org/fhir/uv/bulkdata/export.html#response---complete-status); and why the
+    deletions of some types could not be listed."""
+    compartment = plan["level"] != "system"
+    if compartment and patients is not None and not isinstance(patients, list):
+        patients = set(patients.values_list("target_id", flat=True))  # a Group's members
+    members = set(patients) if patients is not None else None
+    notes = []
+    part = _Part(job_id, "deleted-1.ndjson")
+    try:
+        for resource_type in plan["types"]:
+            why_not = bulk_selection.deletions_unknowable(
+                resource_type, type_filters=plan.get("type_filters", {}).get(resource_type, []), access=access)
+            if why_not:
+                notes.append(why_not)
+                continue
+            for row_id, logical_id, version_id in bulk_selection.deletions(resource_type, since, at).iterator(
+                    chunk_size=CHUNK_ROWS):
+                if compartment and not bulk_selection.was_in_compartment(resource_type, row_id, logical_id,
+                                                                         version_id, members):
+                    continue
+                part.write(orjson.dumps({"resourceType": "Bundle", "type": "transaction", "entry": [
+                    {"request": {"method": "DELETE", "url": f"{resource_type}/{logical_id}"}}]}).decode())
+        saved = part.save(job_id)
+    except BaseException:
+        part.discard()
+        raise
+    return ([{"type": "Bundle", **saved}] if saved else []), notes
 
 
 def _patients(plan: dict[str, Any]):
@@ -195,7 +235,7 @@ def cleanup(job: Job) -> None:
 def file_path(job: Job, name: str) -> str | None:
     """The storage name of one of a completed export's files (None: not one of them)."""
     result = job.result or {}
-    names = {item["name"] for group in ("output", "error") for item in result.get(group, [])}
+    names = {item["name"] for group in ("output", "deleted", "error") for item in result.get(group, [])}
     return f"{job.id}/{name}" if name in names else None
 
 
