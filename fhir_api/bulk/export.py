@@ -18,12 +18,16 @@ replaces it (idempotent).
 """
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from django.conf import settings
 from django.core.files import File
+from django.db import connection, transaction
+from psycopg.adapt import Loader
 
 from fhir_api.bulk.storage import export_storage, remove_folder, spool_dir
 from fhir_api.store import jobs, subsetting
@@ -49,12 +53,13 @@ class _Part:
     def __init__(self, job_id: str, name: str) -> None:
         self.name = name
         self.path = spool_dir() / f"{job_id}-{name}"
-        self.file = open(self.path, "w", encoding="utf-8", buffering=BUFFER_BYTES)  # noqa: SIM115
+        self.file = open(self.path, "wb", buffering=BUFFER_BYTES)  # noqa: SIM115
         self.count = 0
 
-    def write(self, data: str) -> None:
+    def write(self, data: bytes) -> None:
+        """One line: UTF-8 JSON as stored (bytes straight from the database, never decoded)."""
         self.file.write(data)
-        self.file.write("\n")
+        self.file.write(b"\n")
         self.count += 1
 
     def save(self, job_id: str) -> dict[str, Any] | None:
@@ -90,10 +95,36 @@ def _elements_for(resource_type: str, elements: list[str] | None) -> list[str] |
     return mine or None
 
 
-def _line(data: str, elements: list[str] | None) -> str:
+def _line(data: bytes, elements: list[str] | None) -> bytes:
     if elements is None:
         return data
-    return orjson.dumps(subsetting.select_elements(orjson.loads(data), elements)).decode()
+    return orjson.dumps(subsetting.select_elements(orjson.loads(data), elements))
+
+
+class _Utf8Bytes(Loader):
+    """Text columns as the bytes PostgreSQL sends (UTF-8): the stored JSON goes to the file
+    without being decoded into a str and encoded back (half the worker's time, profiled)."""
+
+    def load(self, data) -> bytes:
+        return bytes(data)
+
+
+def _stream(rows) -> Iterator[tuple[int, bytes]]:
+    """(row id, stored JSON as UTF-8 bytes) of a `values_list("id", "data")` queryset, in its
+    order, through a server-side cursor (call inside a transaction: PostgreSQL then streams
+    the rows; outside one Django declares the cursor WITH HOLD and PostgreSQL materialises the
+    whole result first)."""
+    if connection.vendor != "postgresql":
+        for row_id, data in rows.iterator(chunk_size=CHUNK_ROWS):
+            yield row_id, data.encode()
+        return
+    sql, params = rows.query.get_compiler(using=rows.db).as_sql()
+    connection.ensure_connection()
+    with connection.connection.cursor(name=f"fhir_export_{secrets.token_hex(6)}") as cursor:
+        cursor.adapters.register_loader("text", _Utf8Bytes)
+        cursor.itersize = CHUNK_ROWS
+        cursor.execute(sql, params)
+        yield from cursor
 
 
 def run(ctx: jobs.Context) -> dict[str, Any]:
@@ -124,13 +155,13 @@ def run(ctx: jobs.Context) -> dict[str, Any]:
         part = _Part(ctx.job.id, f"{resource_type}-{state['part']}.ndjson")
         try:
             last = state["after"]
-            for row_id, data in rows.filter(id__gt=last).order_by("id").values_list("id", "data")[:size].iterator(
-                    chunk_size=CHUNK_ROWS):
-                part.write(_line(data, elements))
-                last = row_id
-            finished = part.count < size
-            if finished:
-                _changed_since_snapshot(part, resource_type, condition, at, since, elements)
+            with transaction.atomic():  # the cursor streams inside a transaction (_stream)
+                for row_id, data in _stream(rows.filter(id__gt=last).order_by("id").values_list("id", "data")[:size]):
+                    part.write(_line(data, elements))
+                    last = row_id
+                finished = part.count < size
+                if finished:
+                    _changed_since_snapshot(part, resource_type, condition, at, since, elements)
             saved = part.save(ctx.job.id)
         except BaseException:
             part.discard()
@@ -177,7 +208,7 @@ def _write_deletions(job_id: str, plan: dict[str, Any], patients, access, at: da
                                                                          version_id, members):
                     continue
                 part.write(orjson.dumps({"resourceType": "Bundle", "type": "transaction", "entry": [
-                    {"request": {"method": "DELETE", "url": f"{resource_type}/{logical_id}"}}]}).decode())
+                    {"request": {"method": "DELETE", "url": f"{resource_type}/{logical_id}"}}]}))
         saved = part.save(job_id)
     except BaseException:
         part.discard()
@@ -209,7 +240,7 @@ def _changed_since_snapshot(part: _Part, resource_type: str, condition, at: date
             continue  # created after the snapshot, or deleted at it
         if since is not None and version[2] <= since:
             continue
-        part.write(_line(version[1], elements))
+        part.write(_line(version[1].encode(), elements))
 
 
 def _write_messages(job_id: str, warnings: list[str]) -> list[dict[str, Any]]:
@@ -219,7 +250,7 @@ def _write_messages(job_id: str, warnings: list[str]) -> list[dict[str, Any]]:
     part = _Part(job_id, "OperationOutcome-1.ndjson")
     for text in warnings:
         part.write(orjson.dumps({"resourceType": "OperationOutcome", "issue": [
-            {"severity": "warning", "code": "not-supported", "diagnostics": text}]}).decode())
+            {"severity": "warning", "code": "not-supported", "diagnostics": text}]}))
     saved = part.save(job_id)
     return [{"type": "OperationOutcome", **saved}] if saved else []
 
