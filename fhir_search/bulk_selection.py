@@ -123,11 +123,11 @@ def deletions_unknowable(resource_type: str, *, type_filters: list[str] = (), ac
 def deletions(resource_type: str, since, at):
     """(row id, logical id, version) of the resources of a type deleted after `since` and
     still deleted at `at` (the snapshot), in row id order."""
-    later = ResourceVersion.objects.filter(resource_id=OuterRef("resource_id"), version_id__gt=OuterRef("version_id"),
-                                           last_updated__lte=at)
-    return (ResourceVersion.objects.filter(resource_type=resource_type, deleted=True, last_updated__gt=since,
-                                           last_updated__lte=at)
-            .exclude(Exists(later)).order_by("resource_id").values_list("resource_id", "logical_id", "version_id"))
+    later = ResourceVersion.objects.filter(resource_id=OuterRef("resource_id"),
+                                           version_id__gt=OuterRef("version_id"), last_updated__lte=at)
+    deleted = ResourceVersion.objects.filter(resource_type=resource_type, deleted=True,
+                                             last_updated__gt=since, last_updated__lte=at).exclude(Exists(later))
+    return deleted.order_by("resource_id").values_list("resource_id", "logical_id", "version_id")
 
 
 def was_in_compartment(resource_type: str, row_id: int, logical_id: str, version_id: int,
@@ -136,11 +136,12 @@ def was_in_compartment(resource_type: str, row_id: int, logical_id: str, version
     `patients` (None: of any patient)."""
     if resource_type == "Patient":
         return patients is None or logical_id in patients
-    before = ResourceVersion.objects.filter(resource_id=row_id, version_id__lt=version_id, deleted=False).order_by(
-        "-version_id").values_list("data", flat=True).first()
+    before = (ResourceVersion.objects.filter(resource_id=row_id, version_id__lt=version_id, deleted=False)
+              .order_by("-version_id").values_list("data", flat=True).first())
     if not before:
         return False
     params = set(compartments.member_params("Patient", resource_type))
-    rows = rows_for(Resource(pk=row_id, resource_type=resource_type, logical_id=logical_id), orjson.loads(before))
+    resource = Resource(pk=row_id, resource_type=resource_type, logical_id=logical_id)
+    rows = rows_for(resource, orjson.loads(before))
     return any(row["code"] in params and row.get("target_type") == "Patient" and
                (patients is None or row.get("target_id") in patients) for row in rows.get(ReferenceIndex, []))

@@ -173,7 +173,8 @@ def run(ctx: jobs.Context) -> dict[str, Any]:
         try:
             last = state["after"]
             with transaction.atomic():  # the cursor streams inside a transaction (_stream)
-                for chunk in _chunks(rows.filter(id__gt=last).order_by("id").values_list("id", "data")[:size]):
+                ordered = rows.filter(id__gt=last).order_by("id").values_list("id", "data")
+                for chunk in _chunks(ordered[:size]):
                     part.write_all([_line(data, elements) for _, data in chunk])
                     last = chunk[-1][0]
                 finished = part.count < size
@@ -214,8 +215,8 @@ def _write_deletions(job_id: str, plan: dict[str, Any], patients, access, at: da
     part = _Part(job_id, "deleted-1.ndjson")
     try:
         for resource_type in plan["types"]:
-            why_not = bulk_selection.deletions_unknowable(
-                resource_type, type_filters=plan.get("type_filters", {}).get(resource_type, []), access=access)
+            filters = plan.get("type_filters", {}).get(resource_type, [])
+            why_not = bulk_selection.deletions_unknowable(resource_type, type_filters=filters, access=access)
             if why_not:
                 notes.append(why_not)
                 continue

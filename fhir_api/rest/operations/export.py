@@ -10,8 +10,9 @@ Parameters: `_outputFormat` (ndjson only), `_since` (which also lists the resour
 since, in the manifest's `deleted`), `_type`, `_elements`, `_typeFilter`, `patient` (POST,
 Patient and Group levels). `includeAssociatedData` and any other parameter are not supported
 (`_until` too: it came with Bulk Data 3.0.0; this is 2.0.0): an error under
-`Prefer: handling=strict`, otherwise a warning, in the export's OperationOutcome file. With SMART on, each exported type needs a `system/` or
-`user/` read scope; without `_type`, the export holds the types the token may read.
+`Prefer: handling=strict`, otherwise a warning, in the export's OperationOutcome file. With
+SMART on, each exported type needs a `system/` or `user/` read scope; without `_type`, the
+export holds the types the token may read.
 """
 from __future__ import annotations
 
