@@ -9,21 +9,25 @@ themselves and resources whose compartment parameters refer to one of them.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import reduce
 from operator import and_, or_
 from urllib.parse import parse_qsl
 
-from django.db.models import Q
+import orjson
+from django.db.models import Exists, OuterRef, Q
 
 from fhir_api.store.errors import BadRequest
-from fhir_api.store.models import Resource
+from fhir_api.store.models import Resource, ResourceVersion
 from fhir_search import access as access_sql
 from fhir_search import compartments
+from fhir_search import consent as consent_sql
+from fhir_search.indexing import rows_for
 from fhir_search.models import ReferenceIndex
 from fhir_search.params import Env
 from fhir_search.query.build import NOTHING, clause_condition
 from fhir_search.query.parse import parse_request
-from smart_auth.access import Access
+from smart_auth.access import Access, ConsentNode
 
 
 def compartment_types() -> frozenset[str]:
@@ -87,3 +91,57 @@ def condition(resource_type: str, *, patients=None, compartment: bool = False, t
     if type_filters:
         q &= type_filter_condition(resource_type, list(type_filters), access)
     return q
+
+
+# -- deletions (the manifest's `deleted` files, for `_since` exports) --------------------------
+#
+# A deleted resource has no index rows, so the SQL conditions above cannot say whether it was in
+# an export; the compartment is decided on the version before the deletion instead, and what
+# depends on search (a `_typeFilter`) or on row-level access (a compartment-bound scope, consent)
+# cannot be decided at all: those deletions are left out, and the export says so.
+
+
+def deletions_unknowable(resource_type: str, *, type_filters: list[str] = (), access: Access | None = None
+                         ) -> str | None:
+    """Why the deletions of `resource_type` cannot be listed for this export (None: they can)."""
+    if type_filters:
+        return (f"deleted {resource_type} resources are not listed: whether a deleted resource matched "
+                "the _typeFilter cannot be known")
+    if access is None:
+        return None
+    if not access.unrestricted(resource_type, "r"):
+        return (f"deleted {resource_type} resources are not listed: the access token reaches only some "
+                f"{resource_type} resources, and a deleted one cannot be checked")
+    # A job's Access (rebuilt from its snapshot) assumes Consents are in force; ask the table.
+    now = replace(access, consents=ConsentNode.objects.exists(), memo={})
+    if consent_sql.condition(now, resource_type, "r") is not None:
+        return (f"deleted {resource_type} resources are not listed: Consents decide who may read them, "
+                "and a deleted one cannot be checked")
+    return None
+
+
+def deletions(resource_type: str, since, at):
+    """(row id, logical id, version) of the resources of a type deleted after `since` and
+    still deleted at `at` (the snapshot), in row id order."""
+    later = ResourceVersion.objects.filter(resource_id=OuterRef("resource_id"),
+                                           version_id__gt=OuterRef("version_id"), last_updated__lte=at)
+    deleted = ResourceVersion.objects.filter(resource_type=resource_type, deleted=True,
+                                             last_updated__gt=since, last_updated__lte=at).exclude(Exists(later))
+    return deleted.order_by("resource_id").values_list("resource_id", "logical_id", "version_id")
+
+
+def was_in_compartment(resource_type: str, row_id: int, logical_id: str, version_id: int,
+                       patients: set[str] | None) -> bool:
+    """Whether the version before a deletion was in the Patient compartment of one of
+    `patients` (None: of any patient)."""
+    if resource_type == "Patient":
+        return patients is None or logical_id in patients
+    before = (ResourceVersion.objects.filter(resource_id=row_id, version_id__lt=version_id, deleted=False)
+              .order_by("-version_id").values_list("data", flat=True).first())
+    if not before:
+        return False
+    params = set(compartments.member_params("Patient", resource_type))
+    resource = Resource(pk=row_id, resource_type=resource_type, logical_id=logical_id)
+    rows = rows_for(resource, orjson.loads(before))
+    return any(row["code"] in params and row.get("target_type") == "Patient" and
+               (patients is None or row.get("target_id") in patients) for row in rows.get(ReferenceIndex, []))

@@ -147,15 +147,25 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "fhir")
 # -- Bulk Data $export ------------------------------------------------------------------------
 # Hours an export's files stay available after it completes.
 BULK_EXPORT_TTL_HOURS = env_float("BULK_EXPORT_TTL_HOURS", 24, minimum=0.001, maximum=24 * 365)
-# Where export files are written: a Django storage backend (django-storages style), the local
-# filesystem under BULK_EXPORT_DIR by default; its OPTIONS as JSON in BULK_EXPORT_STORAGE_OPTIONS.
+# Where export files are written: the `bulk_export` storage of STORAGES (below), whose backend
+# class BULK_EXPORT_STORAGE names (django-storages style, e.g. storages.backends.s3.S3Storage)
+# with BULK_EXPORT_STORAGE_OPTIONS (JSON) as its OPTIONS. The local filesystem under
+# BULK_EXPORT_DIR by default; with another backend BULK_EXPORT_DIR only holds files being written.
 BULK_EXPORT_DIR = env_str("BULK_EXPORT_DIR", str(BASE_DIR / "var" / "bulk-export"))
-BULK_EXPORT_STORAGE = env_str("BULK_EXPORT_STORAGE", "django.core.files.storage.FileSystemStorage")
+_FILE_SYSTEM_STORAGE = "django.core.files.storage.FileSystemStorage"
+BULK_EXPORT_STORAGE = env_str("BULK_EXPORT_STORAGE", _FILE_SYSTEM_STORAGE)
 try:
     BULK_EXPORT_STORAGE_OPTIONS = json.loads(env_str("BULK_EXPORT_STORAGE_OPTIONS", "") or "{}")
 except ValueError:
     raise SettingError("BULK_EXPORT_STORAGE_OPTIONS is not JSON (e.g. {\"bucket_name\": \"exports\"})") from None
 require(isinstance(BULK_EXPORT_STORAGE_OPTIONS, dict), "BULK_EXPORT_STORAGE_OPTIONS must be a JSON object")
+if BULK_EXPORT_STORAGE == _FILE_SYSTEM_STORAGE:
+    BULK_EXPORT_STORAGE_OPTIONS.setdefault("location", BULK_EXPORT_DIR)
+STORAGES = {
+    "default": {"BACKEND": _FILE_SYSTEM_STORAGE},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "bulk_export": {"BACKEND": BULK_EXPORT_STORAGE, "OPTIONS": BULK_EXPORT_STORAGE_OPTIONS},
+}
 # Most resources in one output file (a type with more gets several files); each file is a
 # checkpoint, so a worker that dies redoes at most one file.
 BULK_EXPORT_FILE_RESOURCES = env_int("BULK_EXPORT_FILE_RESOURCES", 100000, minimum=1)

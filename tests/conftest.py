@@ -107,6 +107,8 @@ def _jobs_wait_in_the_table(settings, tmp_path):
     in its own transaction; export files go to a folder of the test's own."""
     settings.FHIR_JOBS = "database"
     settings.BULK_EXPORT_DIR = str(tmp_path / "bulk-export")
+    settings.STORAGES = {**settings.STORAGES, "bulk_export": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": settings.BULK_EXPORT_DIR}}}
     settings.BULK_EXPORT_POLL_SECONDS = 0
 
 

@@ -41,9 +41,12 @@ PARTIAL = (
     "(:in, :not-in, :above, :below and the terminology operations) knows the value sets and code "
     "systems of the R4 specification and those stored on this server only (no external "
     "terminology server). Bulk Data $export "
-    "(system, Patient, Group): includeAssociatedData, _until and reporting deleted resources "
-    "are not supported (warnings, or errors under Prefer: handling=strict); a resource changed "
-    "after transactionTime is exported as it was then, if its current version matches the filters."
+    "(system, Patient, Group): includeAssociatedData and _until (Bulk Data 3.0.0) are not "
+    "supported (warnings, or errors under Prefer: handling=strict); the deleted resources of a "
+    "_since export are listed except for types with a _typeFilter, types the token reaches only in "
+    "part, and types Consents govern while any Consent is in force (a warning says so); a resource "
+    "changed after transactionTime is exported as it was then, if its current version matches the "
+    "filters; export files are always served by this server (no presigned object-storage URLs)."
 )
 
 

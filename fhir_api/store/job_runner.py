@@ -18,9 +18,6 @@ from fhir_api.store import jobs
 
 logger = logging.getLogger(__name__)
 
-HOUSEKEEPING_SECONDS = 10.0
-
-
 def run_pending(limit: int | None = None) -> int:
     """Run queued jobs one after another until none is left (or `limit` ran); how many ran."""
     ran = 0
@@ -38,7 +35,7 @@ def run_forever(stop: threading.Event, wake: threading.Event | None = None) -> N
     last_housekeeping = 0.0
     while not stop.is_set():
         try:
-            if time.monotonic() - last_housekeeping >= HOUSEKEEPING_SECONDS:
+            if time.monotonic() - last_housekeeping >= jobs.housekeeping_seconds():
                 jobs.housekeeping()
                 last_housekeeping = time.monotonic()
             ran = run_pending(limit=1)

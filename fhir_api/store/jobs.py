@@ -15,7 +15,9 @@ died. Three queues run the same code (FHIR_JOBS):
 Kinds of work register themselves from above (`register`), so the store knows no export or
 search code. A worker killed in the middle (SIGKILL) stops its heartbeat: after
 FHIR_JOB_STALE_SECONDS any worker (or a status poll) queues the job again, and it resumes
-from its last checkpoint; after FHIR_JOB_MAX_ATTEMPTS it is failed with the reason.
+from its last checkpoint; after FHIR_JOB_MAX_ATTEMPTS it is failed with the reason. A queued
+job's `heartbeat_at` is when it was last handed to the queue (a lost Celery message is sent
+again: `redispatch_waiting`).
 Every step after the claim is a conditional UPDATE on (id, lease), so a worker that lost its
 lease (cancelled, or presumed dead and replaced) can never overwrite the new holder's state.
 """
@@ -242,7 +244,7 @@ def _failed_attempt(job: Job, lease: str, reason: str) -> str:
         mine.update(status=Job.FAILED, error=f"failed after {job.attempts} attempts; last: {reason}"[:10000],
                     finished_at=now(), lease="")
         return Job.FAILED
-    if mine.update(status=Job.QUEUED, error=reason[:10000], lease=""):
+    if mine.update(status=Job.QUEUED, error=reason[:10000], lease="", heartbeat_at=now()):
         transaction.on_commit(lambda: dispatch(job.id))
     return Job.QUEUED
 
@@ -271,11 +273,31 @@ def recover_stale(job_id: str | None = None) -> list[str]:
         if job.attempts >= settings.FHIR_JOB_MAX_ATTEMPTS:
             mine.update(status=Job.FAILED, lease="", finished_at=now(),
                         error=f"failed after {job.attempts} attempts; last: {reason}")
-        elif mine.update(status=Job.QUEUED, lease="", error=reason):
+        elif mine.update(status=Job.QUEUED, lease="", error=reason, heartbeat_at=now()):
             logger.warning("job %s: %s; queued again", job.id, reason)
             requeued.append(job.id)
             transaction.on_commit(lambda job_id=job.id: dispatch(job_id))
     return requeued
+
+
+def redispatch_waiting() -> list[str]:
+    """Send again the message of jobs queued for longer than FHIR_JOB_STALE_SECONDS.
+
+    A queued job's message can be lost before any worker starts it: prefetched by a Celery
+    worker that was then killed (Redis would hand it back only after its visibility timeout,
+    an hour by default), or dropped with a broker restart. A queued job's `heartbeat_at` is
+    when it was last handed to the queue; a second message for a job still waiting costs one
+    failed claim, so sending again is safe."""
+    at = now()
+    cutoff = at - timedelta(seconds=settings.FHIR_JOB_STALE_SECONDS)
+    waiting = Job.objects.filter(status=Job.QUEUED).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at=None, created_at__lt=cutoff))
+    sent = []
+    for job_id in waiting.values_list("id", flat=True):
+        if Job.objects.filter(id=job_id, status=Job.QUEUED).update(heartbeat_at=at):
+            sent.append(job_id)
+            transaction.on_commit(lambda job_id=job_id: dispatch(job_id))
+    return sent
 
 
 def cancel(job: Job) -> bool:
@@ -306,6 +328,15 @@ def sweep_expired() -> int:
 
 
 def housekeeping() -> None:
-    """What every worker does now and then: take back abandoned jobs, remove expired files."""
+    """What every worker does now and then: take back abandoned jobs, send again the messages
+    of jobs nobody started, remove expired files."""
     recover_stale()
+    if settings.FHIR_JOBS == "celery":  # the polling runners find queued jobs in the table
+        redispatch_waiting()
     sweep_expired()
+
+
+def housekeeping_seconds() -> float:
+    """How often a worker does its housekeeping: often enough that a job is taken back soon
+    after it goes stale (half FHIR_JOB_STALE_SECONDS), and at least every 10 s."""
+    return min(10.0, settings.FHIR_JOB_STALE_SECONDS / 2)

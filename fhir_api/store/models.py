@@ -25,7 +25,12 @@ class Resource(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["resource_type", "logical_id"], name="resource_type_logical_id"),
         ]
-        indexes = [models.Index(fields=["resource_type", "last_updated"], name="resource_type_updated")]
+        indexes = [
+            models.Index(fields=["resource_type", "last_updated"], name="resource_type_updated"),
+            # One type's rows in row id order: a Bulk Data export streams each type this way
+            # (without it PostgreSQL walks the whole table's primary key once per type).
+            models.Index(fields=["resource_type", "id"], name="resource_type_row"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.resource_type}/{self.logical_id}"

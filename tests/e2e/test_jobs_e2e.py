@@ -2,10 +2,12 @@
 
 https://hl7.org/fhir/uv/bulkdata/export.html -- the whole `$export` flow through gunicorn
 (as `make serve` runs it) and a Celery worker process on Redis (as `make worker` runs it);
-and a worker killed with SIGKILL in the middle of a job, whose job another worker resumes
-from its checkpoint. Both need PostgreSQL (the processes share the test database; the
-SQLite test database lives in this process's memory); the Celery test also needs Redis
-(TEST_REDIS_URL, default redis://127.0.0.1:6379/5), and is skipped, saying so, without it.
+and workers killed with SIGKILL in the middle of a job -- a `run_jobs` worker and a Celery
+worker -- whose job the next worker resumes from its checkpoint, or fails with the reason
+once its workers died FHIR_JOB_MAX_ATTEMPTS times. All need PostgreSQL (the processes share
+the test database; the SQLite test database lives in this process's memory); the Celery tests
+also need Redis (TEST_REDIS_URL, default redis://127.0.0.1:6379/5), and are skipped, saying
+so, without it.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -160,3 +163,112 @@ def test_a_killed_worker_s_job_is_resumed_from_its_checkpoint_by_another(postgre
     after = Resource.objects.filter(resource_type="Patient", id__gte=resume_from).values("id")
     assert not StringIndex.objects.filter(resource_id__in=before, id__gt=last_row_before).exists()
     assert not StringIndex.objects.filter(resource_id__in=after, id__lte=last_row_before).exists()
+
+
+# -- a Celery worker killed with SIGKILL ---------------------------------------------------------
+
+
+def _celery_env(redis_url: str, queue: str, export_dir: Path, **extra: str) -> dict[str, str]:
+    """A Celery worker's environment: this test's own queue, a fast heartbeat (a job is stale
+    after 1 s), export files of a few resources each (many checkpoints)."""
+    return _environment(database_url(connection.settings_dict), CELERY_BROKER_URL=redis_url, CELERY_QUEUE=queue,
+                        FHIR_JOBS="celery", BULK_EXPORT_DIR=str(export_dir), FHIR_JOB_HEARTBEAT_SECONDS="0.2",
+                        FHIR_JOB_STALE_SECONDS="1", **extra)
+
+
+def _celery_worker(queue: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "fhirproject", "worker", "--pool=solo", "--loglevel=INFO",
+            "-n", f"{queue}-{uuid.uuid4().hex[:6]}@%h"]
+
+
+def _send(redis_url: str, queue: str, job_id: str) -> None:
+    """What the kick-off does with FHIR_JOBS=celery: one message naming the job."""
+    from celery import Celery
+
+    sender = Celery("e2e-sender", broker=redis_url)
+    try:
+        sender.send_task(jobs.TASK_NAME, args=[job_id], queue=queue)
+    finally:
+        sender.close()
+
+
+def _kill(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def test_a_celery_worker_killed_mid_export_leaves_a_job_a_new_worker_resumes_from_its_checkpoint(
+        postgres_only, redis_url, tmp_path, fhir):
+    total = 1200
+    for start in range(0, total, 400):
+        repository.create_many([("Patient", str(uuid.uuid4()), new_patient(name=[{"family": f"Celery{i}"}]))
+                                for i in range(start, start + 400)])
+    kicked = fhir.get("/$export", headers={"Prefer": "respond-async"}, _type="Patient")
+    assert kicked.status_code == 202, kicked.content
+    job_id = kicked["Content-Location"].rsplit("/", 1)[1]
+    queue = f"fhir-e2e-{uuid.uuid4().hex[:8]}"
+    env = _celery_env(redis_url, queue, tmp_path, BULK_EXPORT_FILE_RESOURCES="4")
+    _send(redis_url, queue, job_id)
+    folder = tmp_path / job_id
+
+    with worker(_celery_worker(queue), env, ready="ready.") as first:
+        def under_way():
+            row = Job.objects.filter(id=job_id).values("status", "checkpoint").first()
+            written = (row["checkpoint"] or {}).get("written", 0)
+            return row if row["status"] == Job.RUNNING and 0.2 * total <= written < 0.8 * total else None
+
+        _wait(under_way, every=0.02)
+        _kill(first)
+    killed = Job.objects.get(id=job_id)
+    assert killed.status == Job.RUNNING and killed.attempts == 1  # nobody told the table
+    first_worker = killed.worker
+    # The files the first worker saved before it died, as they are on disk now.
+    saved_before = {item["name"]: (folder / item["name"]).stat() for item in killed.checkpoint["outputs"]}
+    assert len(saved_before) == killed.checkpoint["written"] // 4
+
+    # The new worker's housekeeping finds the stale job, queues it again and sends a message.
+    with worker(_celery_worker(queue), env, ready="ready."):
+        done = _wait(lambda: Job.objects.filter(id=job_id, status__in=(Job.COMPLETED, Job.FAILED)).first())
+    assert done.status == Job.COMPLETED, done.error
+    assert done.attempts == 2 and "stopped answering" in done.error and done.worker != first_worker
+    outputs = done.result["output"]
+    assert sum(item["count"] for item in outputs) == total
+    exported = [json.loads(line)["id"] for item in outputs for line in (folder / item["name"]).read_text().splitlines()]
+    assert len(exported) == len(set(exported)) == total
+    # Resumed, not restarted: the files saved before the kill were not written again.
+    for name, before in saved_before.items():
+        after = (folder / name).stat()
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), name
+
+
+def test_a_job_whose_celery_workers_keep_dying_is_failed_after_the_bounded_attempts(
+        postgres_only, redis_url, tmp_path, fhir):
+    total = 1500
+    for start in range(0, total, 500):
+        repository.create_many([("Patient", str(uuid.uuid4()), new_patient(name=[{"family": f"Doomed{i}"}]))
+                                for i in range(start, start + 500)])
+    # No message is sent: a queued job nobody started (its message lost) is sent again by the
+    # workers' housekeeping once it has waited FHIR_JOB_STALE_SECONDS.
+    job = jobs.submit("reindex", {"types": ["Patient"], "from_id": 0, "batch_size": 3, "limit": None}, queue=False)
+    Job.objects.filter(id=job.id).update(created_at=jobs.now() - timedelta(seconds=5))
+    queue = f"fhir-e2e-{uuid.uuid4().hex[:8]}"
+    env = _celery_env(redis_url, queue, tmp_path, FHIR_JOB_MAX_ATTEMPTS="2")
+
+    def running(attempt: int, beyond: int):
+        row = Job.objects.filter(id=job.id).values("status", "attempts", "checkpoint").first()
+        from_id = (row["checkpoint"] or {}).get("from_id", 0)
+        return row if row["status"] == Job.RUNNING and row["attempts"] == attempt and from_id > beyond else None
+
+    with worker(_celery_worker(queue), env, ready="ready.") as first:
+        reached = _wait(lambda: running(1, 0), every=0.02)["checkpoint"]["from_id"]
+        _kill(first)
+    with worker(_celery_worker(queue), env, ready="ready.") as second:
+        _wait(lambda: running(2, reached), every=0.02)  # resumed past the first checkpoint
+        _kill(second)
+    assert Job.objects.get(id=job.id).status == Job.RUNNING
+    with worker(_celery_worker(queue), env, ready="ready."):
+        failed = _wait(lambda: Job.objects.filter(id=job.id).exclude(status=Job.RUNNING).first())
+    assert failed.status == Job.FAILED and failed.attempts == 2
+    assert failed.error.startswith("failed after 2 attempts; last: the worker ") and "stopped answering" in failed.error
+    status = fhir.get(f"/_jobs/{job.id}")
+    assert status.status_code == 500 and "failed after 2 attempts" in status.json()["issue"][0]["diagnostics"]

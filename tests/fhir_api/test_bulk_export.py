@@ -359,6 +359,94 @@ def test_writes_after_the_kick_off_are_not_in_the_export_and_a_since_export_pick
     assert later["Patient"][0]["gender"] == "other"
 
 
+# -- deleted: resources deleted since _since ---------------------------------------------------
+
+
+def deleted_urls(fhir, manifest: dict) -> list[str]:
+    """The `request.url`s of the manifest's deleted files (each line a transaction Bundle of
+    DELETE entries)."""
+    urls = []
+    for item in manifest["deleted"]:
+        assert item["type"] == "Bundle"
+        bundles = download(fhir, item["url"])
+        assert len(bundles) == item["count"]
+        for bundle in bundles:
+            assert bundle["resourceType"] == "Bundle" and bundle["type"] == "transaction" and bundle["entry"]
+            assert all(entry["request"]["method"] == "DELETE" and "resource" not in entry
+                       for entry in bundle["entry"])
+            urls += [entry["request"]["url"] for entry in bundle["entry"]]
+    return sorted(urls)
+
+
+def since_export(fhir, since: str, path: str = "/$export", headers: dict | None = None, **params) -> dict:
+    return manifest_of(fhir, export(fhir, path, headers=headers, _since=since, **params))
+
+
+def test_a_since_export_lists_the_resources_deleted_since_as_delete_bundles(fhir, clinic):
+    repository.delete("Organization", clinic["org"])  # before _since: not listed
+    first = manifest_of(fhir, export(fhir))
+    assert first["deleted"] == []  # a full export lists no deletions
+    repository.delete("Observation", clinic["ben_pulse"])
+    repository.delete("Practitioner", clinic["doc"])
+    fleeting = store(obs(clinic["ann"], "fleeting"))
+    repository.delete("Observation", fleeting)
+    repository.delete("Observation", clinic["ann_bp"])  # deleted, then back: it exists, not deleted
+    repository.update("Observation", clinic["ann_bp"], {**obs(clinic["ann"], "blood-pressure"), "id": clinic["ann_bp"]})
+    manifest = since_export(fhir, first["transactionTime"])
+    assert deleted_urls(fhir, manifest) == sorted([f"Observation/{clinic['ben_pulse']}", f"Observation/{fleeting}",
+                                                   f"Practitioner/{clinic['doc']}"])
+    assert ids(exported(fhir, manifest)["Observation"]) == {clinic["ann_bp"]}
+
+
+def test_only_the_exported_types_deletions_are_listed(fhir, clinic):
+    since = manifest_of(fhir, export(fhir))["transactionTime"]
+    repository.delete("Observation", clinic["ben_pulse"])
+    repository.delete("Practitioner", clinic["doc"])
+    manifest = since_export(fhir, since, _type="Practitioner")
+    assert deleted_urls(fhir, manifest) == [f"Practitioner/{clinic['doc']}"]
+
+
+def test_a_deletion_after_the_kick_off_is_not_in_the_snapshot_s_deleted_list(fhir, clinic):
+    since = manifest_of(fhir, export(fhir))["transactionTime"]
+    repository.delete("Observation", clinic["ann_pulse"])
+    kicked = export(fhir, _since=since, _type="Observation")
+    repository.delete("Observation", clinic["ben_pulse"])
+    manifest = manifest_of(fhir, kicked)
+    assert deleted_urls(fhir, manifest) == [f"Observation/{clinic['ann_pulse']}"]
+
+
+def test_group_and_patient_exports_list_only_deletions_in_their_patients_compartments(fhir, clinic):
+    since = manifest_of(fhir, export(fhir))["transactionTime"]
+    for kind, ident in (("Observation", "ann_pulse"), ("Observation", "ben_pulse"), ("Patient", "ben"),
+                        ("Practitioner", "doc")):
+        repository.delete(kind, clinic[ident])
+    group = since_export(fhir, since, f"/Group/{clinic['group']}/$export")
+    assert deleted_urls(fhir, group) == [f"Observation/{clinic['ann_pulse']}"]
+    everyone = since_export(fhir, since, "/Patient/$export")
+    assert deleted_urls(fhir, everyone) == sorted([f"Observation/{clinic['ann_pulse']}",
+                                                   f"Observation/{clinic['ben_pulse']}", f"Patient/{clinic['ben']}"])
+
+
+def test_deletions_of_a_type_with_a_type_filter_are_not_listed_and_the_export_says_so(fhir, clinic):
+    since = manifest_of(fhir, export(fhir))["transactionTime"]
+    repository.delete("Observation", clinic["ben_pulse"])
+    manifest = since_export(fhir, since, _type="Observation", _typeFilter="Observation?code:text=pulse")
+    assert manifest["deleted"] == []
+    assert any("deleted Observation resources are not listed" in w and "_typeFilter" in w
+               for w in warnings(fhir, manifest))
+
+
+# -- _until (Bulk Data 3.0.0, not 2.0.0) -----------------------------------------------------------
+
+
+def test_until_is_an_unsupported_parameter_a_warning_or_400_when_strict(fhir, clinic):
+    lenient = manifest_of(fhir, export(fhir, _type="Patient", _until="2030-01-01T00:00:00Z"))
+    assert any("_until" in w for w in warnings(fhir, lenient))
+    assert ids(exported(fhir, lenient)["Patient"]) == {clinic["ann"], clinic["ben"]}
+    strict = export(fhir, headers=STRICT, _until="2030-01-01T00:00:00Z")
+    assert strict.status_code == 400 and "_until" in strict.json()["issue"][0]["diagnostics"]
+
+
 def test_the_capability_statement_declares_the_export_operations(fhir):
     statement = fhir.get("/metadata").json()
     assert "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data" in statement["instantiates"]

@@ -95,6 +95,22 @@ def test_a_job_abandoned_on_its_last_attempt_is_failed_with_the_reason(fhir, obs
     assert "stopped answering" in response.json()["issue"][0]["diagnostics"]
 
 
+def test_a_job_left_queued_past_the_stale_time_is_sent_to_the_queue_again(settings, monkeypatch,
+                                                                          django_capture_on_commit_callbacks):
+    settings.FHIR_JOB_STALE_SECONDS = 60
+    waiting = jobs.submit("reindex", {"types": ["Observation"]}, queue=False)  # its message was lost
+    fresh = jobs.submit("reindex", {"types": ["Patient"]}, queue=False)
+    Job.objects.filter(id=waiting.id).update(created_at=jobs.now() - timedelta(seconds=120))
+    sent: list[str] = []
+    monkeypatch.setattr(jobs, "dispatch", sent.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs.redispatch_waiting() == [waiting.id]
+    assert sent == [waiting.id] and fresh.id not in sent
+    assert jobs.redispatch_waiting() == []  # sent again only after another FHIR_JOB_STALE_SECONDS
+    Job.objects.filter(id=waiting.id).update(heartbeat_at=jobs.now() - timedelta(seconds=120))
+    assert jobs.redispatch_waiting() == [waiting.id]
+
+
 def test_a_worker_that_lost_its_job_cannot_write_to_it(observations):
     job = jobs.submit("reindex", {"types": ["Observation"]})
     first = jobs.Context(*jobs.claim(job.id))

@@ -110,3 +110,22 @@ def test_an_export_keeps_its_access_after_the_token_expires(fhir, world):
     fresh = mint("system/Patient.rs", client=app)
     files = exported(fhir, manifest(fhir, kicked, fresh), bearer(fresh))
     assert set(files) == {"Patient"}
+
+
+def test_deletions_are_listed_only_for_types_the_token_reaches_whole(fhir, world):
+    from fhir_api.store import repository
+
+    everything = mint("system/*.rs")
+    since = manifest(fhir, kick(fhir, everything, _type="Observation"), everything)["transactionTime"]
+    repository.delete("Observation", world["bob_lab"])
+    whole = manifest(fhir, kick(fhir, everything, _type="Observation", _since=since), everything)
+    bundles = [b for item in whole["deleted"] for b in download(fhir, item["url"], bearer(everything))]
+    assert [e["request"]["url"] for b in bundles for e in b["entry"]] == [f"Observation/{world['bob_lab']}"]
+
+    code = LAB["coding"][0]
+    narrow = mint(f"system/Observation.rs?category={code['system']}|{code['code']}")
+    partial = manifest(fhir, kick(fhir, narrow, _type="Observation", _since=since), narrow)
+    assert partial["deleted"] == []  # a deleted resource cannot be checked against the scope's query
+    notes = [i["diagnostics"] for item in partial["error"] for oo in download(fhir, item["url"], bearer(narrow))
+             for i in oo["issue"]]
+    assert any("deleted Observation resources are not listed" in n for n in notes)

@@ -6,11 +6,13 @@ is checked here, completely (a bad `_typeFilter` is a 400 now, not a failed job 
 becomes a job (fhir_api.bulk.export) and the answer is 202 with `Content-Location`: the
 status URL (fhir_api.rest.views.jobs).
 
-Parameters: `_outputFormat` (ndjson only), `_since`, `_type`, `_elements`, `_typeFilter`,
-`patient` (POST, Patient and Group levels). `includeAssociatedData` and any other parameter
-are not supported: an error under `Prefer: handling=strict`, otherwise a warning, in the
-export's OperationOutcome file. With SMART on, each exported type needs a `system/` or
-`user/` read scope; without `_type`, the export holds the types the token may read.
+Parameters: `_outputFormat` (ndjson only), `_since` (which also lists the resources deleted
+since, in the manifest's `deleted`), `_type`, `_elements`, `_typeFilter`, `patient` (POST,
+Patient and Group levels). `includeAssociatedData` and any other parameter are not supported
+(`_until` too: it came with Bulk Data 3.0.0; this is 2.0.0): an error under
+`Prefer: handling=strict`, otherwise a warning, in the export's OperationOutcome file. With
+SMART on, each exported type needs a `system/` or `user/` read scope; without `_type`, the
+export holds the types the token may read.
 """
 from __future__ import annotations
 
@@ -166,11 +168,14 @@ def _may_export(access: Access, resource_type: str) -> bool:
         access.permits(resource_type, "r")
 
 
-def _stored_types() -> set[str]:
-    return set(Resource.objects.filter(deleted=False).order_by().values_list("resource_type", flat=True).distinct())
+def _stored_types(with_deleted: bool) -> set[str]:
+    """Types the store holds (with those of which only deleted resources are left, for a
+    `_since` export, which lists deletions)."""
+    rows = Resource.objects.all() if with_deleted else Resource.objects.filter(deleted=False)
+    return set(rows.order_by().values_list("resource_type", flat=True).distinct())
 
 
-def _export_types(asked: list[str] | None, level: str, access: Access | None) -> list[str]:
+def _export_types(asked: list[str] | None, level: str, access: Access | None, since: str | None) -> list[str]:
     if asked is not None:
         if access is not None:
             refused = [t for t in asked if not _may_export(access, t)]
@@ -180,7 +185,7 @@ def _export_types(asked: list[str] | None, level: str, access: Access | None) ->
         return asked
     # The audit trail is not clinical data: exported only when `_type` names AuditEvent (as
     # system history, $everything and searches without _type leave it out).
-    candidates = _stored_types() - {"AuditEvent"}
+    candidates = _stored_types(since is not None) - {"AuditEvent"}
     if level != "system":
         candidates &= bulk_selection.compartment_types()
     if access is not None:
@@ -210,7 +215,7 @@ def kick_off(invocation: Invocation, level: str) -> HttpResponse:
         "elements": _elements(ask), "patients": _patients(ask, level),
         "type_filters": _type_filters(ask, asked, access),
     }
-    plan["types"] = _export_types(asked, level, access)
+    plan["types"] = _export_types(asked, level, access, plan["since"])
     base = base_url(request)
     plan.update({
         "transaction_time": timezone.now().isoformat(),

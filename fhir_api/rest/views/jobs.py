@@ -80,6 +80,8 @@ def manifest(job: Job) -> dict[str, Any]:
         "request": plan["request"],
         "requiresAccessToken": plan["requires_token"],
         "output": items("output"),
+        # Resources deleted since `_since` (Bulk Data 2.0.0): transaction Bundles of DELETE entries.
+        "deleted": items("deleted"),
         "error": items("error"),
     }
 
