@@ -49,6 +49,8 @@ class StringIndex(IndexRow):
 
 
 class TokenIndex(IndexRow):
+    # Indexed by token_resource_code below, which leads with the resource.
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="+", db_index=False)
     system = models.CharField(max_length=255, null=True)  # None: no system given
     value = models.CharField(max_length=255, null=True)  # the code / identifier value
     text = models.CharField(max_length=255, null=True)  # folded display/text for :text
@@ -60,17 +62,28 @@ class TokenIndex(IndexRow):
         indexes = [
             models.Index(fields=["code", "resource_type", "value", "system"], name="token_code_value"),
             models.Index(fields=["code", "resource_type", "system"], name="token_code_system"),
+            # A resource's own tokens of one parameter: the probe of a page read in date order
+            # (fhir_search.query.index_order), the best path for it whatever the statistics say
+            # (it also serves deletes, in place of the plain foreign key index).
+            models.Index(fields=["resource", "code", "value"], name="token_resource_code"),
         ]
 
 
 class DateIndex(IndexRow):
+    # Named from the resource's side so a date-sorted page can join a resource to its own
+    # values of the sort parameter (fhir_search.query.index_order).
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="date_values")
     low = models.DateTimeField(null=True)  # inclusive; None: unbounded below
     high = models.DateTimeField(null=True)  # exclusive; None: unbounded above
 
     class Meta:
         indexes = [
-            models.Index(fields=["code", "resource_type", "low"], name="date_code_low"),
-            models.Index(fields=["code", "resource_type", "high"], name="date_code_high"),
+            # With the resource last, in the direction of the tie-break of a date sort (row id
+            # ascending, whichever way the dates go): a date-sorted page walks one of these in
+            # order and stops at the page size (fhir_search.query.index_order); the ascending
+            # sort reads date_code_low forwards, the descending one date_code_high backwards.
+            models.Index(fields=["code", "resource_type", "low", "resource"], name="date_code_low"),
+            models.Index(fields=["code", "resource_type", "high", "-resource"], name="date_code_high"),
             # A resource's own values of one parameter: what `_sort` on a date reads per match
             # (fhir_search.query.paging.sort_expression). Leading with the resource, it is the
             # best path whatever the statistics say; without it, a planner that has not seen

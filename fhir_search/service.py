@@ -2,19 +2,21 @@
 
 https://hl7.org/fhir/R4/search.html and https://hl7.org/fhir/R4/bundle.html#searchset --
 one SELECT over fhir_api_resource reads a page of matches (criteria as EXISTS over the index
-tables, sort keys as correlated subqueries, keyset paging); a count runs only when `_total`
+tables, sort keys as correlated subqueries, keyset paging; a date sort over broad criteria
+walks the date index instead, fhir_search.query.index_order); a count runs only when `_total`
 or `_summary=count` asks; includes add one SELECT per round. Stored JSON goes into the
 Bundle as `orjson.Fragment`, unparsed, unless `_summary`/`_elements` subset it.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 from django.db import connection, connections
-from django.db.models import Q, QuerySet, Subquery
+from django.db.models import Q, QuerySet
 
 from fhir_api.store import jsonio, subsetting
 from fhir_api.store.audit import RESOURCE_TYPE as AUDIT_TYPE
@@ -23,7 +25,8 @@ from fhir_search import access, compartments, stored_params
 from fhir_search.params import Env
 from fhir_search.query.build import any_of, clause_condition, driver_of
 from fhir_search.query.include import ROW_FIELDS, Row, included
-from fhir_search.query.paging import Cursor, key_name, ordering, seek, sort_expression
+from fhir_search.query import index_order
+from fhir_search.query.paging import Cursor, key_name, ordering, seek, snapshot_bound, sort_expression
 from fhir_search.query.parse import SearchRequest, parse_request, parse_types
 from fhir_search.query.time_limit import search_time_limit
 
@@ -49,7 +52,8 @@ def matches(
     visible = access.condition(types, interaction)
     if visible is not None:
         qs = qs.filter(visible)
-    driver = driver_of(request.clauses, every_row)
+    # Fenced criteria (Env.fenced) are all per-row probes: the query is driven by an index order.
+    driver = None if env.fenced else driver_of(request.clauses, every_row)
     if compartment is not None:  # one resource's compartment: selective, it drives the query
         comp_type, comp_id = compartment
         qs = qs.filter(any_of([compartments.condition(comp_type, comp_id, t) for t in types or ()]))
@@ -111,8 +115,7 @@ def page_query(request: SearchRequest, qs: QuerySet, cursor: Cursor | None) -> Q
         page = page.filter(seek(request.sort, cursor))
     fields = [*ROW_FIELDS, *(key_name(i) for i in range(len(request.sort)))]
     if cursor is None:
-        # The snapshot bound, read in the same statement (PostgreSQL runs it once, as an InitPlan).
-        page = page.annotate(snapshot=Subquery(Resource.objects.order_by("-id").values("id")[:1]))
+        page = page.annotate(snapshot=snapshot_bound())
         fields.append("snapshot")
     backwards = cursor is not None and cursor.backwards
     return page.order_by(*ordering(request.sort, backwards)).values_list(*fields)
@@ -178,7 +181,11 @@ def _search_bundle(
     bounded = Q(id__lte=cursor.bound) if cursor is not None else Q()
     qs = qs.filter(bounded)
     count = request.count
-    rows = list(page_query(request, qs, cursor)[: count + 1])
+    if index_order.applies(request, compartment, access.condition(request.types, "s") is not None):
+        walked = matches(request, replace(env, fenced=True)).filter(bounded)
+        rows = index_order.page_rows(request, walked, qs, cursor, count + 1)
+    else:
+        rows = list(page_query(request, qs, cursor)[: count + 1])
     more = len(rows) > count
     rows = rows[:count]
     backwards = cursor is not None and cursor.backwards

@@ -10,7 +10,9 @@ of the rows the table had at its last ANALYZE (the rule autovacuum follows, so a
 is not analysed for every few thousand rows), it analyses that table once the writing
 transaction has committed (inside it, ANALYZE would hold its lock until the commit and two
 large transactions would wait for each other). The cost, a sample of at most 30,000 rows
-(a fraction of a second), falls on the request that crossed the line.
+(a fraction of a second), falls on the request that crossed the line. A bulk load
+(`manage.py load`, whose files are written by several processes) ends with analyze_all():
+every table it may have filled, whatever each process counted.
 """
 from __future__ import annotations
 
@@ -63,3 +65,18 @@ def _maybe_analyze(table: str, threshold: int) -> None:
     except DatabaseError as exc:
         # Statistics are an optimisation; the data is committed already.
         logger.warning("ANALYZE %s failed: %s", table, exc)
+
+
+def analyze_all(tables: list[str]) -> None:
+    """ANALYZE these tables now (PostgreSQL, unless FHIR_ANALYZE_ROWS is 0): the end of a bulk load."""
+    if not settings.FHIR_ANALYZE_ROWS or connection.vendor != "postgresql":
+        return
+    for table in tables:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+        except DatabaseError as exc:
+            logger.warning("ANALYZE %s failed: %s", table, exc)
+            continue
+        with _lock:
+            _written[table] = 0

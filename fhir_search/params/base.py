@@ -39,6 +39,10 @@ class Env:
     # The access filter the search is handed (fhir_search.access): the rows of a type that a
     # chain, `_has` or `_filter` may look at; None when nothing narrows the search.
     visible: Callable[[str], Q | None] | None = None
+    # Every criterion a per-row probe that PostgreSQL cannot turn into a join (no driver):
+    # for a page read in the order of an index (fhir_search.query.index_order), whatever the
+    # planner's statistics say about how many rows a criterion matches.
+    fenced: bool = False
 
 
 class ParamType:

@@ -27,11 +27,13 @@ OuterRef), so it runs on SQLite and PostgreSQL.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import reduce
 from operator import and_, or_
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models.lookups import IsNull
 
 from fhir_api.store.errors import BadRequest
 from fhir_api.store.models import Resource
@@ -132,23 +134,38 @@ def criterion_condition(
     return _has(resource_type, criterion, values, name, env, driver)
 
 
-def _rows(model, resource_type: str | None, code: str):
+def _rows(model, resource_type: str | None, code: str, env: Env | None = None):
     """Index rows of one parameter code (of one resource type, when known)."""
     rows = model.objects.filter(code=code)
+    if env is not None and env.fenced:
+        # A per-row probe names its resource, so its type too; naming the type again would
+        # let a planner without statistics prefer the (code, resource_type, value...) index,
+        # reading every row of the value for each probe, to the index that leads with the resource.
+        return rows
     # Naming the type lets the planner use the (code, resource_type, value...) indexes.
     return rows.filter(resource_type=resource_type) if resource_type else rows
 
 
-def _having(rows, driver: bool) -> Q:
+def probe(rows, present: bool, fenced: bool) -> Q:
+    """Whether these rows (correlated with the resource by the caller) exist, as EXISTS (a
+    semi-join or anti-join the planner may start from) or, `fenced`, as a scalar subquery:
+    PostgreSQL never turns one into a join, so it runs once per candidate row, as a query
+    read in the order of an index needs whatever the statistics say (Env.fenced)."""
+    if fenced:
+        return Q(IsNull(Subquery(rows.values("pk")[:1]), not present))
+    return Exists(rows) if present else ~Exists(rows)
+
+
+def _having(rows, driver: bool, fenced: bool = False) -> Q:
     """Resources that have one of these index rows."""
     if driver:
         return Q(pk__in=rows.values("resource_id"))
-    return Exists(rows.filter(resource_id=OuterRef("pk")))
+    return probe(rows.filter(resource_id=OuterRef("pk")), True, fenced)
 
 
-def _lacking(rows) -> Q:
+def _lacking(rows, fenced: bool = False) -> Q:
     """Resources that have none of these index rows (an anti-join)."""
-    return ~Exists(rows.filter(resource_id=OuterRef("pk")))
+    return probe(rows.filter(resource_id=OuterRef("pk")), False, fenced)
 
 
 def _missing_flags(values: tuple[str, ...], name: str) -> set[bool]:
@@ -168,8 +185,8 @@ def _plain(
         flags = _missing_flags(values, name)
         if ptype.on_resource:  # _id and _lastUpdated are never missing
             return Q() if False in flags else NOTHING
-        rows = _rows(ptype.model, resource_type, param.code)
-        return any_of([_lacking(rows) if flag else _having(rows, driver) for flag in flags])
+        rows = _rows(ptype.model, resource_type, param.code, env)
+        return any_of([_lacking(rows, env.fenced) if flag else _having(rows, driver, env.fenced) for flag in flags])
     try:
         parsed = [ptype.parse(param, v, modifier, env) for v in values]
     except ValueError as exc:
@@ -179,25 +196,27 @@ def _plain(
     matching = any_of([ptype.condition(param, p, modifier) for p in parsed])
     if ptype.on_resource:
         return matching
-    rows = _rows(ptype.model, resource_type, param.code).filter(matching)
-    return _lacking(rows) if modifier in ("not", "not-in") else _having(rows, driver)
+    rows = _rows(ptype.model, resource_type, param.code, env).filter(matching)
+    return _lacking(rows, env.fenced) if modifier in ("not", "not-in") else _having(rows, driver, env.fenced)
 
 
 def _chain(
     resource_type: str | None, criterion: Chain, values: tuple[str, ...], name: str, env: Env, driver: bool
 ) -> Q:
     targets = []
+    inner_env = replace(env, fenced=False)  # the chained resources are a subquery of their own
     for target_type, inner in criterion.targets:
-        matching = reachable(target_type, env).filter(criterion_condition(target_type, inner, values, name, env))
+        matching = reachable(target_type, env).filter(criterion_condition(target_type, inner, values, name, inner_env))
         targets.append(Q(target_type=target_type, target_id__in=matching.values("logical_id")))
-    return _having(_rows(ReferenceIndex, resource_type, criterion.param.code).filter(any_of(targets)), driver)
+    rows = _rows(ReferenceIndex, resource_type, criterion.param.code, env).filter(any_of(targets))
+    return _having(rows, driver, env.fenced)
 
 
 def _has(
     resource_type: str | None, criterion: Has, values: tuple[str, ...], name: str, env: Env, driver: bool
 ) -> Q:
     sources = reachable(criterion.source, env).filter(
-        criterion_condition(criterion.source, criterion.inner, values, name, env)
+        criterion_condition(criterion.source, criterion.inner, values, name, replace(env, fenced=False))
     )
     pointing = ReferenceIndex.objects.filter(
         code=criterion.param.code, resource_type=criterion.source, resource_id__in=sources.values("pk")
@@ -205,7 +224,7 @@ def _has(
     if resource_type is not None and driver:
         return Q(logical_id__in=pointing.filter(target_type=resource_type).values("target_id"))
     target_type = resource_type if resource_type is not None else OuterRef("resource_type")
-    return Exists(pointing.filter(target_type=target_type, target_id=OuterRef("logical_id")))
+    return probe(pointing.filter(target_type=target_type, target_id=OuterRef("logical_id")), True, env.fenced)
 
 
 # -- _filter (https://hl7.org/fhir/R4/search_filter.html) ------------------------------------
@@ -229,16 +248,20 @@ def _filter_comparison(
     if isinstance(criterion, Chain):
         targets = []
         for target_type, inner in criterion.targets:
-            matching = reachable(target_type, env).filter(_filter_comparison(target_type, inner, comparison, env))
+            # The chained resources are a subquery of their own: their probes may be joins.
+            inner_env = replace(env, fenced=False)
+            matching = reachable(target_type, env).filter(_filter_comparison(target_type, inner, comparison, inner_env))
             targets.append(Q(target_type=target_type, target_id__in=matching.values("logical_id")))
-        return _having(_rows(ReferenceIndex, resource_type, criterion.param.code).filter(any_of(targets)), False)
+        rows = _rows(ReferenceIndex, resource_type, criterion.param.code, env).filter(any_of(targets))
+        return _having(rows, False, env.fenced)
     assert isinstance(criterion, Plain)
     param, ptype, op = criterion.param, criterion.ptype, comparison.op
     if op == "pr":
         flag = comparison.value.lower()
         if flag not in ("true", "false"):
             raise BadRequest(f"_filter: {comparison.path} pr takes true or false, not {comparison.value!r}")
-        present = Q() if ptype.on_resource else _having(_rows(ptype.model, resource_type, param.code), False)
+        present = Q() if ptype.on_resource else _having(_rows(ptype.model, resource_type, param.code, env), False,
+                                                        env.fenced)
         return present if flag == "true" else (NOTHING if ptype.on_resource else ~present)
     try:
         matching, none_of = _filter_match(param, ptype, op, comparison.value, env)
@@ -248,8 +271,8 @@ def _filter_comparison(
         raise BadRequest(f"_filter: {exc}", code="not-supported") from None
     if ptype.on_resource:
         return matching
-    rows = _rows(ptype.model, resource_type, param.code).filter(matching)
-    return _lacking(rows) if none_of else _having(rows, False)
+    rows = _rows(ptype.model, resource_type, param.code, env).filter(matching)
+    return _lacking(rows, env.fenced) if none_of else _having(rows, False, env.fenced)
 
 
 def _filter_match(param: SearchParam, ptype: ParamType, op: str, value: str, env: Env) -> tuple[Q, bool]:

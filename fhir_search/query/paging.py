@@ -23,6 +23,7 @@ from django.db.models import Expression, F, OuterRef, Q, Subquery
 from django.db.models.expressions import OrderBy
 
 from fhir_api.store.errors import BadRequest
+from fhir_api.store.models import Resource
 from fhir_search.query.build import NOTHING
 from fhir_search.query.parse import SortKey
 
@@ -74,6 +75,12 @@ def _key(value: Any) -> Any:
 
 def key_name(index: int) -> str:
     return f"sort_{index}"
+
+
+def snapshot_bound() -> Subquery:
+    """The snapshot bound of page one, read in the page's own statement (PostgreSQL runs it
+    once, as an InitPlan)."""
+    return Subquery(Resource.objects.order_by("-id").values("id")[:1])
 
 
 def sort_expression(key: SortKey) -> Expression:

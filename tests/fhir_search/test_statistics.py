@@ -111,3 +111,28 @@ def test_a_date_sort_after_a_bulk_load_without_analyze_reads_each_match_by_the_r
     # Each match's dates come from the (resource, code, low, high) index: a few index
     # entries per match, never a scan over every date value of the code.
     assert {node.get("Index Name") for node in date_reads} == {"date_resource_code"}, json.dumps(plan, indent=1)[:4000]
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(FHIR_ANALYZE_ROWS=6)
+def test_a_bulk_load_ends_by_analysing_every_table_it_filled(tmp_path):
+    from django.core.management import call_command
+
+    lines = [{"resourceType": "Observation", "status": "final", "code": {"text": "weight"},
+              "effectiveDateTime": f"2024-01-0{i + 1}", "valueQuantity": {"value": 70 + i, "unit": "kg"}}
+             for i in range(6)]
+    (tmp_path / "obs.ndjson").write_text("\n".join(json.dumps(line) for line in lines))
+    tables = ("fhir_search_dateindex", "fhir_search_quantityindex")
+    with connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"ANALYZE {table}")
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT relname, analyze_count FROM pg_stat_user_tables WHERE relname = ANY(%s)", [list(tables)])
+        before = dict(cursor.fetchall())
+        statistics._written.clear()
+        statistics._due.update({table: 10**9 for table in tables})  # no analysis during the load itself
+        call_command("load", str(tmp_path), "--no-progress")
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT relname, analyze_count FROM pg_stat_user_tables WHERE relname = ANY(%s)", [list(tables)])
+        after = dict(cursor.fetchall())
+    assert all(after[t] == before[t] + 1 for t in tables), (before, after)

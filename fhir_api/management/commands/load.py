@@ -17,10 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from django.apps import apps
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from fhir_api.rest import load_worker, loader
+from fhir_api.store import statistics
+from fhir_api.store.models import Resource, ResourceVersion
+
+
+def loaded_tables() -> list[str]:
+    """The tables a load fills: current and version rows, and every search index table."""
+    index_tables = [m._meta.db_table for m in apps.get_app_config("fhir_search").get_models()
+                    if m.__name__.endswith("Index")]
+    return [Resource._meta.db_table, ResourceVersion._meta.db_table, *index_tables]
 
 
 class Command(BaseCommand):
@@ -49,6 +60,9 @@ class Command(BaseCommand):
                 self._record(outcome)
         if self.show:
             self.stderr.write("")
+        if self.resources >= settings.FHIR_ANALYZE_ROWS:
+            # Fresh planner statistics for what the workers wrote (fhir_api.store.statistics).
+            statistics.analyze_all(loaded_tables())
         elapsed = max(time.monotonic() - self.started, 1e-6)
         self.stdout.write(f"loaded {self.resources} resources from {self.done - self.skipped - len(self.failed)} "
                           f"files in {elapsed:.1f} s ({self.resources / elapsed:.0f} resources/s); "
