@@ -1,8 +1,8 @@
 """Issue 12's examples, as a newcomer runs them with third-party clients over real HTTP.
 
-No third-party FHIR conformance suite runs here (Touchstone and Inferno are hosted services;
-the HL7 validator and Crucible need a JVM or Ruby), so this is the same walk through the issue's
-original examples: fhirpy (Beda Software) creates resources and calls `$validate` through its
+No third-party FHIR conformance suite runs in the test suite (Touchstone is a hosted service;
+Inferno and the HL7 validator CLI fetch the R4 core package from packages.fhir.org when they
+run), so this is the same walk through the issue's original examples: fhirpy (Beda Software) creates resources and calls `$validate` through its
 `is_valid()`, and plain `requests` shows the HTTP status and OperationOutcome a client sees. The
 Django-client tests of each rule are in test_validation_bindings.py,
 test_profiles_and_packages.py and test_reference_targets.py.
