@@ -21,7 +21,7 @@ is permit, no SQL is added.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -30,10 +30,11 @@ from django.db import connection
 from django.db.models import BooleanField, Expression, F, Q
 from django.utils import timezone
 
+from fhir_api.store.models import Resource
 from fhir_search import compartments
 from fhir_search.care_dates import care_date_param
 from fhir_search.models import DateIndex, ReferenceIndex, TokenIndex
-from smart_auth.access import CLIENT_ID_SYSTEM, Access, ConsentCriterion, ConsentNode
+from smart_auth.access import CLIENT_ID_SYSTEM, SET_ASIDE, Access, ConsentCriterion, ConsentNode
 
 C = ConsentCriterion
 WRITES = frozenset("cud")
@@ -255,3 +256,47 @@ def condition(access: Access, resource_type: str | None, interaction: str) -> Q 
     values["purpose"] = access.purpose_of_use
     values["now"] = connection.ops.adapt_datetimefield_value(timezone.now())
     return Q(ConsentAllows(text, [values[key] for key in keys]))
+
+
+# -- break the glass, for the audit trail ------------------------------------------------------
+
+_CHUNK = 200  # ids per statement (SQLite takes at most 999 parameters, the consent test some too)
+
+
+def _without_break_glass(access: Access) -> Access:
+    plain = access.memo.get("without break glass")
+    if plain is None:
+        plain = access.memo["without break glass"] = replace(access, break_glass=False, memo={})
+        if "consent actors" in access.memo:
+            plain.memo["consent actors"] = access.memo["consent actors"]
+    return plain
+
+
+def set_aside(access: Access, references: list[tuple[str, str]], interaction: str) -> tuple[str, ...]:
+    """Of these current resources (type, id), the ones this break-the-glass access reaches only
+    because ETREAT sets consent aside: the same access without it would not ("Type/id", sorted).
+    Empty for an access without break-the-glass (no query then)."""
+    if not access.break_glass or not references:
+        return ()
+    plain = _without_break_glass(access)
+    by_type: dict[str, set[str]] = {}
+    for resource_type, logical_id in references:
+        by_type.setdefault(resource_type, set()).add(logical_id)
+    found: set[str] = set()
+    for resource_type, ids in sorted(by_type.items()):
+        allowed = condition(plain, resource_type, interaction)
+        if allowed is None:
+            continue  # consent decides nothing about this type for this access
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), _CHUNK):
+            rows = (Resource.objects.filter(resource_type=resource_type, logical_id__in=ordered[start:start + _CHUNK],
+                                            deleted=False)
+                    .filter(~allowed).values_list("logical_id", flat=True))
+            found.update(f"{resource_type}/{logical_id}" for logical_id in rows)
+    return tuple(sorted(found))
+
+
+def note_set_aside(access: Access, row: Resource, interaction: str) -> None:
+    """The write guard's note: this write needs break-the-glass (kept for its AuditEvent)."""
+    if access.break_glass and set_aside(access, [(row.resource_type, row.logical_id)], interaction):
+        access.memo.setdefault(SET_ASIDE, set()).add(f"{row.resource_type}/{row.logical_id}")

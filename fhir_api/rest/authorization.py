@@ -23,6 +23,7 @@ from fhir_api.store import repository
 from fhir_api.store.errors import Forbidden, NotFound, Unauthorized
 from fhir_api.store.models import Resource
 from fhir_search import access as access_sql
+from fhir_search import consent as consent_sql
 from smart_auth.access import REALM, Access, access_for_token, bearer_token, current
 
 
@@ -128,3 +129,5 @@ class _WriteGuard:
         if condition is not None and not Resource.objects.filter(pk=row.pk).filter(condition).exists():
             raise Forbidden(f"{row.resource_type}/{row.logical_id} {why} {self._verbs[interaction]} "
                             "(its patient compartment or scope query)")
+        if self.access.break_glass:  # allowed: say in its AuditEvent if only thanks to ETREAT
+            consent_sql.note_set_aside(self.access, row, interaction)

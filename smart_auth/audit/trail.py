@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from fhir_api.store import audit as store_audit, repository
+from smart_auth.access import SET_ASIDE, current as current_access
 from smart_auth.audit import balp
 
 logger = logging.getLogger(__name__)
@@ -62,14 +63,18 @@ _METHOD_INTERACTION = {"POST": "create", "PUT": "update", "PATCH": "patch", "DEL
 def describe_writes(versions: list[store_audit.WrittenVersion]) -> list[dict[str, Any]]:
     """The store's recorder: one BALP event per written version (inside its transaction)."""
     who = actor.get() or SYSTEM_ACTOR
+    access = current_access.get()  # the write guard noted the writes only break-the-glass allowed
+    set_aside = access.memo.get(SET_ASIDE, ()) if access is not None and access.break_glass else ()
     events = []
     for v in versions:
         reference = f"{v.resource_type}/{v.logical_id}/_history/{v.version_id}"
         kind = _METHOD_INTERACTION.get(v.method, "update")
         if kind == "update" and v.created:
             kind = "create"  # update as create (http.html#upsert)
+        current = f"{v.resource_type}/{v.logical_id}"
         events.append(balp.rest_event(who, kind, status=201 if v.created else 200, reference=reference,
-                                      patient=balp.patient_of(v.resource_type, v.logical_id, v.content)))
+                                      patient=balp.patient_of(v.resource_type, v.logical_id, v.content),
+                                      overridden=(current,) if current in set_aside else ()))
     counter = _written.get()
     if counter is not None:
         counter[0] += len(events)

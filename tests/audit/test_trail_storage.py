@@ -76,10 +76,12 @@ def test_retention_deletes_only_events_older_than_the_setting_and_records_itself
     assert len(events) == 2  # the read, and the retention run itself
 
 
-def test_lean_index_rows_are_the_generic_extractors_rows_for_the_same_parameters():
-    actor = balp.Actor(address="10.0.0.1", client_id="app-1", user="Patient/p1", token_id=7, purpose="TREAT",
-                       server="http://x/fhir")
-    event = balp.rest_event(actor, "read", reference="Observation/o1/_history/2", patient="p1")
+@pytest.mark.parametrize("break_glass", [False, True], ids=["plain", "break-glass override"])
+def test_lean_index_rows_are_the_generic_extractors_rows_for_the_same_parameters(break_glass):
+    actor = balp.Actor(address="10.0.0.1", client_id="app-1", user="Patient/p1", token_id=7,
+                       purpose="ETREAT" if break_glass else "TREAT", server="http://x/fhir", break_glass=break_glass)
+    event = balp.rest_event(actor, "read", reference="Observation/o1/_history/2", patient="p1",
+                            overridden=("Observation/o1",) if break_glass else ())
     [row] = repository.append_audit([event])
     content = json.loads(row.data)
     lean = rows_of(row, content)
