@@ -44,6 +44,12 @@ _written: ContextVar[list[int] | None] = ContextVar("audit_written", default=Non
 SYSTEM_ACTOR = balp.Actor(username="system (no request)")
 
 
+def enabled() -> bool:
+    """Whether AuditEvents are recorded: always while tokens are checked (FHIR_AUTH_REQUIRED),
+    whatever FHIR_AUDIT says; off only with FHIR_AUDIT=false and authentication off."""
+    return settings.FHIR_AUDIT or settings.FHIR_AUTH_REQUIRED
+
+
 @contextmanager
 def acting(who: balp.Actor, what: str = "") -> Iterator[list[int]]:
     """Run a request as `who`; yields a one-item list counting the write events recorded."""
@@ -62,6 +68,8 @@ _METHOD_INTERACTION = {"POST": "create", "PUT": "update", "PATCH": "patch", "DEL
 
 def describe_writes(versions: list[store_audit.WrittenVersion]) -> list[dict[str, Any]]:
     """The store's recorder: one BALP event per written version (inside its transaction)."""
+    if not enabled():
+        return []
     who = actor.get() or SYSTEM_ACTOR
     access = current_access.get()  # the write guard noted the writes only break-the-glass allowed
     set_aside = access.memo.get(SET_ASIDE, ()) if access is not None and access.break_glass else ()
@@ -91,6 +99,8 @@ _wake = threading.Event()
 
 def record(event: dict[str, Any]) -> None:
     """Keep an AuditEvent for the next flush (or write it now with FHIR_AUDIT_FLUSH_MS=0)."""
+    if not enabled():
+        return
     if settings.FHIR_AUDIT_FLUSH_MS == 0:
         repository.append_audit([event])
         return
