@@ -21,6 +21,8 @@ is permit, no SQL is added.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
@@ -243,6 +245,13 @@ def governed(resource_type: str | None) -> bool:
 def condition(access: Access, resource_type: str | None, interaction: str) -> Q | None:
     """Rows (of `resource_type`, or of any type when None) consent lets this access reach for
     `interaction`; None when consent narrows nothing."""
+    test = _test(access, resource_type, interaction)
+    return None if test is None else Q(ConsentAllows(*test))
+
+
+def _test(access: Access, resource_type: str | None, interaction: str) -> tuple[str, list[Any]] | None:
+    """The consent test's SQL text (the outer row's columns still as placeholders) and its
+    parameters; None when consent narrows nothing."""
     default_deny = settings.FHIR_CONSENT_DEFAULT == "deny" and not access.break_glass
     if not governed(resource_type) or not (access.consents or default_deny):
         return None
@@ -255,7 +264,67 @@ def condition(access: Access, resource_type: str | None, interaction: str) -> Q 
     values: dict[str, Any] = {f"actor{i}": actor for i, actor in enumerate(actors)}
     values["purpose"] = access.purpose_of_use
     values["now"] = connection.ops.adapt_datetimefield_value(timezone.now())
-    return Q(ConsentAllows(text, [values[key] for key in keys]))
+    return text, [values[key] for key in keys]
+
+
+# -- one resource by id: read, vread, its history ----------------------------------------------
+
+_ROW = "resource_row"  # not an alias the test itself uses (r, n, e, v, t, d)
+
+
+@cache
+def _one_row_sql(text: str) -> str:
+    """The consent test of one current resource, by type and id, as plain SQL."""
+    column = lambda name: f"{_q(_ROW)}.{_q(name)}"  # noqa: E731
+    test = text.replace(_ID, column("id")).replace(_LOGICAL_ID, column("logical_id")).replace(_TYPE, column("resource_type"))
+    return (f"SELECT 1 FROM {_q(Resource._meta.db_table)} {_q(_ROW)} WHERE {column('resource_type')} = %s"
+            f" AND {column('logical_id')} = %s AND {column('deleted')} = %s AND {test}")
+
+
+def allows_one(access: Access, resource_type: str, logical_id: str, interaction: str) -> bool | None:
+    """Whether consent lets this access reach the current resource `resource_type/logical_id`
+    (False also when there is no such current resource); None when consent decides nothing.
+
+    The hot path of a read by id with a token while Consents exist: the same test as
+    `condition`, but one hand-written statement instead of an ORM query built and compiled
+    per request (about half of that read's Python time), and on PostgreSQL a prepared
+    statement, so the server plans it once per connection rather than per read."""
+    test = _test(access, resource_type, interaction)
+    if test is None:
+        return None
+    text, params = test
+    with _prepared_cursor() as cursor:
+        cursor.execute(_one_row_sql(text), [resource_type, logical_id, False, *params])
+        return cursor.fetchone() is not None
+
+
+@cache
+def _prepared_class() -> type:
+    import psycopg
+
+    class Prepared(psycopg.Cursor):
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            return super().execute(query, params, prepare=True)
+
+    return Prepared
+
+
+@contextmanager
+def _prepared_cursor() -> Iterator[Any]:
+    """A cursor of the request's connection whose statements PostgreSQL prepares (psycopg's
+    server-side binding with prepare=True; the connection's other cursors bind client-side and
+    are unaffected). It runs through Django's cursor wrapper: query timing and counting see it."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = connection._prepare_cursor(_prepared_class()(connection.connection))
+    try:
+        yield cursor
+    finally:
+        cursor.close()
 
 
 # -- break the glass, for the audit trail ------------------------------------------------------

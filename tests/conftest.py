@@ -51,10 +51,16 @@ def _flush_takes_the_audit_retention_pass():
     """Transactional tests end with Django's `flush`. On SQLite its DELETEs meet the audit
     trail's append-only triggers (PostgreSQL's TRUNCATE fires no row trigger), so the test
     database's flush takes the pass the retention command takes (fhir_api.store.audit)."""
-    from django.db.backends.sqlite3.operations import DatabaseOperations
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        yield
+        return
+    from django.db.backends.sqlite3.base import DatabaseWrapper
 
     from fhir_api.store.audit import RETENTION_TABLE
 
+    DatabaseOperations = DatabaseWrapper.ops_class
     original = DatabaseOperations.sql_flush
 
     def sql_flush(self, style, tables, **kwargs):
