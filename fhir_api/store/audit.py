@@ -115,7 +115,7 @@ def prune(before: datetime, batch: int = 5000) -> int:
 
 @contextmanager
 def _retention_pass() -> Iterator[None]:
-    """Inside a transaction: the triggers let this transaction's DELETEs of AuditEvents through.
+    """Inside a transaction: the triggers let this block's DELETEs of AuditEvents through.
     PostgreSQL: a setting local to the transaction. SQLite: a row that is gone again before
     the commit (SQLite has one writer at a time; no other connection ever sees it)."""
     with connection.cursor() as cursor:
@@ -124,6 +124,11 @@ def _retention_pass() -> Iterator[None]:
         elif connection.vendor == "sqlite":
             cursor.execute(f"INSERT INTO {RETENTION_TABLE} (pass) VALUES (1)")
     yield
-    if connection.vendor == "sqlite":  # an exception rolls the whole transaction back, the row too
-        with connection.cursor() as cursor:
+    # Closed again at the end of the block, not only at the commit: inside an outer transaction
+    # (a savepoint) it would otherwise last as long as that one. An exception rolls the block
+    # back, and with it the setting or the row.
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"SET LOCAL {RETENTION_SETTING} = 'off'")
+        elif connection.vendor == "sqlite":
             cursor.execute(f"DELETE FROM {RETENTION_TABLE}")
