@@ -85,7 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default=None,
-        help="comma list of groups: read,ceiling,search,count,lastn,everything,mixed,levels (ingest "
+        help="comma list of groups: read,consent,ceiling,search,count,lastn,everything,mixed,levels (ingest "
         "always runs unless --skip-ingest)",
     )
     parser.add_argument(
@@ -337,17 +337,26 @@ def main(argv: list[str] | None = None) -> int:
         elif not args.no_ceilings:
             results["notes"].append("ceilings skipped: PostgreSQL not reachable at the database URL")
 
-        authenticated_target = None
-        if args.url is None and config.wants("read"):
+        authenticated_target = unaudited_target = None
+        if args.url is None and (config.wants("read") or config.wants("consent")):
             env = authenticated_env(server_env(database_url))
             token = mint_token(env)
             secured = stack.enter_context(Gunicorn("fhirproject.wsgi:application", settings, env))
             authenticated_target = Target(secured.url, {"Authorization": f"Bearer {token}"})
             workloads.warm_up(authenticated_target, clients=2 * settings.workers, seconds=max(2.0, args.warmup * 2))
+        if args.url is None and config.wants("read"):
+            # Issue 9's baseline: auth off and the audit trail off (FHIR_AUDIT=false, allowed
+            # only with auth off), so the audited token read is compared with a read that
+            # does neither.
+            bare = stack.enter_context(Gunicorn("fhirproject.wsgi:application", settings,
+                                                {**server_env(database_url), "FHIR_AUDIT": "false"}))
+            unaudited_target = Target(bare.url)
+            workloads.warm_up(unaudited_target, clients=2 * settings.workers, seconds=max(2.0, args.warmup * 2))
 
         log("workloads ...")
         measured = run_workloads(target, catalog, config, ceiling=ceiling_target,
-                                 authenticated=authenticated_target, worker_pids=pids)
+                                 authenticated=authenticated_target, unaudited=unaudited_target,
+                                 consents=lambda: workloads.add_consents(target, catalog), worker_pids=pids)
         if args.url is None and config.wants("levels"):
             results["ingest_levels"] = validation_levels(args, settings, database_url, ingest_clients)
     results["workloads"] = measured["workloads"]

@@ -26,7 +26,7 @@ class Config:
     mixed_clients: int = 4
     mixed_seconds: float = 20.0  # the memory phase (--soak)
     seed: int = 42
-    only: frozenset[str] | None = None  # groups: read, ceiling, search, count, lastn, everything, mixed, levels
+    only: frozenset[str] | None = None  # groups: read, consent, ceiling, search, count, lastn, everything, mixed, levels
 
     def wants(self, group: str) -> bool:
         return self.only is None or group in self.only
@@ -57,9 +57,15 @@ def run_workloads(
     *,
     ceiling: Target | None = None,
     authenticated: Target | None = None,
+    unaudited: Target | None = None,
+    consents: Callable[[], Callable[[], None]] | None = None,
     worker_pids: Callable[[], list[int]] | None = None,
 ) -> dict[str, Any]:
-    """Workloads 2-5 and the mixed/memory phase; returns {"workloads", "memory", "notes"}."""
+    """Workloads 2-5 and the mixed/memory phase; returns {"workloads", "memory", "notes"}.
+
+    `unaudited`: a server with auth and the audit trail off (FHIR_AUDIT=false), the baseline of
+    issue 9's audited read. `consents`: puts a Consent on every patient and returns what takes
+    them away again; the token read is then measured once more (group read-token-consent)."""
     out: list[dict[str, Any]] = []
     notes: list[str] = []
     memory: dict[str, Any] | None = None
@@ -70,15 +76,7 @@ def run_workloads(
     if generator is None and config.wants("read"):
         notes.append("wrk not found (apt-get install wrk): read workloads used the Python clients, "
                      "which flatter the slower server on a small machine")
-    for wanted, group, where, name in (
-        (config.wants("read"), "read", target, "read Patient|Observation/{id}"),
-        # The same reads with FHIR_AUTH_REQUIRED on and a valid bearer token (issue #8: the
-        # token check must not dominate a read).
-        (config.wants("read"), "read-token", authenticated, "read by id with a bearer token"),
-        (config.wants("ceiling"), "ceiling-read", ceiling, "ceiling: minimal WSGI read by id"),
-    ):
-        if not wanted or where is None:
-            continue
+    def reads(group: str, where: Target, name: str) -> None:
         for clients in config.read_clients:
             if generator:
                 result = wrk.read(where, name, workloads.read_paths(catalog, config.seed), clients=clients,
@@ -86,6 +84,25 @@ def run_workloads(
             else:
                 result = workloads.run(where, name, read, clients=clients, seed=config.seed, **timing)
             _record(out, group, result)
+
+    for wanted, group, where, name in (
+        (config.wants("read"), "read", target, "read Patient|Observation/{id}"),
+        # The baseline of issue 9: auth off and the audit trail off (FHIR_AUDIT=false).
+        (config.wants("read"), "read-unaudited", unaudited, "read by id, auth and audit trail off"),
+        # The same reads with FHIR_AUTH_REQUIRED on and a valid bearer token (issue #8: the
+        # token check must not dominate a read), each audited (an AuditEvent per read).
+        (config.wants("read"), "read-token", authenticated, "read by id with a bearer token"),
+        (config.wants("ceiling"), "ceiling-read", ceiling, "ceiling: minimal WSGI read by id"),
+    ):
+        if wanted and where is not None:
+            reads(group, where, name)
+    if config.wants("consent") and authenticated is not None and consents is not None:
+        remove = consents()
+        try:
+            workloads.warm_up(authenticated, clients=4, seconds=max(1.0, config.warmup))
+            reads("read-token-consent", authenticated, "read by id with a token, a Consent on every patient")
+        finally:
+            remove()
     for group, operations, clients in (
         ("search", workloads.search_operations, config.search_clients),
         ("count", workloads.count_operations, config.count_clients),

@@ -367,6 +367,58 @@ def probe(target: Target, path: str) -> tuple[int, str]:
     return response.status, response.body[:300].decode("utf-8", "replace")
 
 
+def consent_body(patient_id: str) -> dict[str, Any]:
+    """A patient-privacy Consent as a hospital records one: data shared for treatment, but never
+    with one named practitioner (the benchmark's token is no such actor, so every read is let
+    through after the patient's provisions are evaluated)."""
+    return {
+        "resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                              "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+        "provision": {"type": "permit", "provision": [{
+            "type": "deny",
+            "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                            "code": "IRCP"}]},
+                       "reference": {"reference": "Practitioner/bench-not-this-one"}}],
+        }]},
+    }
+
+
+def add_consents(target: Target, catalog: Catalog) -> Callable[[], None]:
+    """A Consent on every loaded patient (through `target`, a server with auth off); returns the
+    function that deletes them again, so a later `--skip-ingest` run starts without them."""
+    from bench.load import Connection
+
+    connection = Connection(target)
+    created: list[str] = []
+    try:
+        for patient_id in catalog.ids.get("Patient", []):
+            response = connection.request("POST", "Consent", orjson.dumps(consent_body(patient_id)))
+            if response.status != 201:
+                raise RuntimeError(f"POST Consent answered {response.status}: {response.body[:200]!r}")
+            created.append(orjson.loads(response.body)["id"])
+    except BaseException:
+        _delete_consents(target, created)
+        raise
+    finally:
+        connection.close()
+    return lambda: _delete_consents(target, created)
+
+
+def _delete_consents(target: Target, ids: list[str]) -> None:
+    from bench.load import Connection
+
+    connection = Connection(target)
+    try:
+        for consent_id in ids:
+            connection.request("DELETE", f"Consent/{consent_id}")
+    finally:
+        connection.close()
+
+
 def everything_operation(catalog: Catalog) -> Operation:
     path = everything_path(catalog)
 

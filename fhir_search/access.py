@@ -22,6 +22,7 @@ from operator import and_, or_
 
 from django.db.models import Q
 
+from fhir_api.store.models import Resource
 from fhir_api.store.structure import resource_types
 from fhir_search import compartments
 from fhir_search import consent as consent_sql
@@ -92,6 +93,18 @@ def type_condition(access: Access, resource_type: str, interaction: str) -> Q | 
             found = consent if found is None else found & consent
     cache[key] = found
     return found
+
+
+def visible_one(access: Access, resource_type: str, logical_id: str, interaction: str) -> bool | None:
+    """Whether the current resource `resource_type/logical_id` is within the access's reach for
+    `interaction` (False also when it does not exist); None when every resource of the type is."""
+    if access.unrestricted(resource_type, interaction):  # consent is all that can narrow it
+        return consent_sql.allows_one(access, resource_type, logical_id, interaction)
+    found = type_condition(access, resource_type, interaction)
+    if found is None:
+        return None
+    return Resource.objects.filter(resource_type=resource_type, logical_id=logical_id, deleted=False).filter(
+        found).exists()
 
 
 def condition(types: tuple[str, ...] | None, interaction: str, access: Access | None = None) -> Q | None:

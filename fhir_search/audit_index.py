@@ -25,7 +25,8 @@ from fhir_search.indexing import insert_rows
 from fhir_search.params import param_type
 from fhir_search.registry import SearchParam, registry
 
-LEAN_CODES = ("date", "type", "subtype", "action", "outcome", "agent", "entity", "patient")
+# `_security`: the break-the-glass label (smart_auth.audit.balp); most events have no row of it.
+LEAN_CODES = ("date", "type", "subtype", "action", "outcome", "agent", "entity", "patient", "_security")
 # `code` elements take their system from the element's binding (fhir_search.converters).
 _CODE_SYSTEMS = {"action": "http://hl7.org/fhir/audit-event-action", "outcome": "http://hl7.org/fhir/audit-event-outcome"}
 
@@ -49,6 +50,8 @@ def _values(code: str, event: dict[str, Any]) -> list[tuple[str, Any]]:
         return [("Reference", a["who"]) for a in event.get("agent", ()) if "who" in a]
     if code == "entity":
         return [("Reference", e["what"]) for e in event.get("entity", ()) if "what" in e]
+    if code == "_security":
+        return [("Coding", c) for c in (event.get("meta") or {}).get("security", ())]
     if code == "patient":  # agent.who | entity.what, where(resolve() is Patient)
         refs = [a.get("who") for a in event.get("agent", ())] + [e.get("what") for e in event.get("entity", ())]
         return [("Reference", r) for r in refs

@@ -71,6 +71,14 @@ FHIR_ANALYZE_ROWS = env_int("FHIR_ANALYZE_ROWS", 10000, minimum=0)
 # soon as FHIR_AUDIT_MAX_BUFFER are waiting. Writes are audited in their own transaction.
 FHIR_AUDIT_FLUSH_MS = env_int("FHIR_AUDIT_FLUSH_MS", 20, minimum=0, maximum=60000)
 FHIR_AUDIT_MAX_BUFFER = env_int("FHIR_AUDIT_MAX_BUFFER", 2000, minimum=1)
+# FHIR_AUDIT=false switches the audit trail off, for benchmarks and development only (the
+# benchmark's baseline read). Refused while FHIR_AUTH_REQUIRED is on: a server that checks
+# tokens always keeps its trail (smart_auth.audit.trail.enabled() also holds to that rule
+# at run time), and every process that starts with it off logs a warning.
+FHIR_AUDIT = env_bool("FHIR_AUDIT", True)
+require(FHIR_AUDIT or not FHIR_AUTH_REQUIRED,
+        "FHIR_AUDIT=false switches the audit trail off and is only for benchmarks and development "
+        "with FHIR_AUTH_REQUIRED=false; a server that checks tokens always keeps its audit trail")
 # Days AuditEvents are kept; only `manage.py audit_retention` deletes older ones. Unset: keep.
 FHIR_AUDIT_RETENTION_DAYS = env_int("FHIR_AUDIT_RETENTION_DAYS", 0, minimum=0) or None
 

@@ -156,6 +156,9 @@ def from_snapshot(saved: dict) -> Access:
 
 
 BREAK_THE_GLASS = "ETREAT"
+# Access.memo key: "Type/id" of the writes of a request that only break-the-glass allowed
+# (noted by the write guard, read by the audit recorder).
+SET_ASIDE = "break-glass set aside"
 # The identifier system of the Device that stands for a client app (value: its client id).
 CLIENT_ID_SYSTEM = "urn:ietf:params:oauth:client-id"
 

@@ -1,3 +1,5 @@
+import logging
+
 from django.apps import AppConfig
 
 
@@ -17,6 +19,10 @@ class SmartAuthConfig(AppConfig):
 
         store_audit.register_recorder(trail.describe_writes)
         receivers.connect()
+        if not trail.enabled():
+            logging.getLogger("smart_auth.audit").warning(
+                "THE AUDIT TRAIL IS OFF (FHIR_AUDIT=false, FHIR_AUTH_REQUIRED=false): no AuditEvent is "
+                "recorded. This is for benchmarks and development only, never for real data.")
 
         from fhir_api.store.signals import resource_written, resources_written
         from smart_auth.signals import consent_many_written, consent_written

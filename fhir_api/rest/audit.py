@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from fhir_api.rest.responses import base_url
 from fhir_api.store import audit as store_audit, repository
 from fhir_api.store.errors import FhirError
+from fhir_search import consent as consent_sql
 from smart_auth.access import Access
 from smart_auth.audit import balp, trail
 
@@ -41,7 +42,8 @@ def actor_of(request: HttpRequest, access: Access | None) -> balp.Actor:
         return balp.Actor(address=address, server=server)
     return balp.Actor(address=address, client_id=access.client_id, user=access.fhir_user or "",
                       username="" if access.fhir_user else (f"user {access.user_id}" if access.user_id else ""),
-                      token_id=access.token_id, purpose=access.purpose_of_use, server=server)
+                      token_id=access.token_id, purpose=access.purpose_of_use, server=server,
+                      break_glass=access.break_glass)
 
 
 def interaction_of(action: str, kwargs: dict[str, Any], request: HttpRequest) -> str | None:
@@ -112,7 +114,20 @@ def event_for(request: HttpRequest, interaction: str, kwargs: dict[str, Any], st
     if error is not None:
         description = error.diagnostics if isinstance(error, FhirError) else type(error).__name__
     return balp.rest_event(who, interaction, status=status, description=description, reference=reference,
-                           patient=patient, query=query, operation=kwargs.get("name"))
+                           patient=patient, query=query, operation=kwargs.get("name"),
+                           overridden=_set_aside(request, status))
+
+
+def _set_aside(request: HttpRequest, status: int) -> tuple[str, ...]:
+    """The resources of a break-the-glass answer that only ETREAT let through (one query per
+    type, only for such requests): the read's resource, or a Bundle's entries."""
+    access = getattr(request, "access", None)
+    if access is None or not access.break_glass or status >= 400:
+        return ()
+    stored = getattr(request, "audit_stored", None)
+    released = [(stored.resource_type, stored.logical_id)] if stored is not None else []
+    released += getattr(request, "audit_released", ())
+    return consent_sql.set_aside(access, released, "r")
 
 
 def _patient(request: HttpRequest, interaction: str, kwargs: dict[str, Any], rtype: str | None,

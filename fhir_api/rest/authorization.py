@@ -23,6 +23,7 @@ from fhir_api.store import repository
 from fhir_api.store.errors import Forbidden, NotFound, Unauthorized
 from fhir_api.store.models import Resource
 from fhir_search import access as access_sql
+from fhir_search import consent as consent_sql
 from smart_auth.access import REALM, Access, access_for_token, bearer_token, current
 
 
@@ -69,11 +70,12 @@ def require(request: HttpRequest, resource_type: str, interaction: str) -> None:
 def require_visible(request: HttpRequest, resource_type: str, logical_id: str, interaction: str) -> None:
     """The interaction is allowed on this type and this resource is within reach; a resource out
     of reach is answered as not found (404), exactly as one that does not exist."""
-    narrowed = _narrowed_rows(request, resource_type, logical_id, interaction)
+    require(request, resource_type, interaction)
+    access = getattr(request, "access", None)
     # Only a current resource can be shown to be within reach (a deleted one has no index
     # rows to test): under a narrowed token a deleted resource answers 404, not 410, so
     # that another patient's deletions are not revealed.
-    if narrowed is not None and not narrowed[0].filter(narrowed[1]).exists():
+    if access is not None and access_sql.visible_one(access, resource_type, logical_id, interaction) is False:
         raise NotFound(f"{resource_type}/{logical_id} is not known")
 
 
@@ -128,3 +130,5 @@ class _WriteGuard:
         if condition is not None and not Resource.objects.filter(pk=row.pk).filter(condition).exists():
             raise Forbidden(f"{row.resource_type}/{row.logical_id} {why} {self._verbs[interaction]} "
                             "(its patient compartment or scope query)")
+        if self.access.break_glass:  # allowed: say in its AuditEvent if only thanks to ETREAT
+            consent_sql.note_set_aside(self.access, row, interaction)

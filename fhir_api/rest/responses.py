@@ -6,6 +6,7 @@ The stored JSON is sent as-is whenever the client asked for plain JSON of the wh
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import psycopg
@@ -117,10 +118,28 @@ def outcome_response(request: HttpRequest | None, error: FhirError) -> HttpRespo
 
 def bundle_body(request: HttpRequest, bundle: dict[str, Any]) -> HttpResponse:
     """A Bundle whose entries may hold stored JSON as `orjson.Fragment`s (no re-parsing)."""
+    _note_released(request, bundle)
     fmt = response_format(request)
     if fmt.xml or fmt.pretty:
         bundle = jsonio.loads(jsonio.dumps(bundle))  # fragments to plain values for XML/pretty
     return HttpResponse(fmt.render(bundle), content_type=fmt.content_type)
+
+
+# "<base>/Type/id" or "<base>/Type/id/_history/n": the resource an entry holds.
+_FULL_URL = re.compile(r"/([A-Z][A-Za-z]{0,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?\Z")
+
+
+def _note_released(request: HttpRequest, bundle: dict[str, Any]) -> None:
+    """Under break-the-glass, which resources a search, history or $everything answer holds:
+    the audit record checks which of them only ETREAT let through (fhir_api.rest.audit)."""
+    access = getattr(request, "access", None)
+    if access is None or not access.break_glass or bundle.get("type") not in ("searchset", "history"):
+        return
+    released = request.__dict__.setdefault("audit_released", [])
+    for entry in bundle.get("entry") or ():
+        match = _FULL_URL.search(entry.get("fullUrl") or "") if "resource" in entry else None
+        if match:
+            released.append((match.group(1), match.group(2)))
 
 
 def from_drf(exc: Exception) -> FhirError | None:

@@ -4,9 +4,10 @@ https://profiles.ihe.net/ITI/BALP/ -- every interaction leaves an AuditEvent. Th
 as ordinary resources (a current row and index rows, so read, search, paging and the access
 filter work on them as on any type; an AuditEvent has one version, never replaced, so it has
 no version row: vread and history read the current row), but only the store writes them,
-and only by appending: the repository refuses every write of the type, and on PostgreSQL a trigger
-refuses UPDATE and DELETE of their rows (migration 0002 of fhir_api), except a DELETE in a
-transaction that set `fhir.audit_retention` (the retention command, `audit_retention`).
+and only by appending: the repository refuses every write of the type, and triggers refuse
+UPDATE and DELETE of their rows (PostgreSQL: migration 0002 of fhir_api; SQLite: 0005), except
+a DELETE in the retention command's transaction (`audit_retention`), which on PostgreSQL sets
+`fhir.audit_retention` and on SQLite holds a row in `fhir_audit_retention` until it commits.
 
 What an event says is decided above the store (who asked is known to the REST floor and the
 authorization server), so the store only offers three things:
@@ -21,7 +22,8 @@ costs a millisecond per event, more than the read it records).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +38,8 @@ from fhir_api.store.models import Resource
 RESOURCE_TYPE = "AuditEvent"
 # The PostgreSQL setting a transaction sets (SET LOCAL) to let the retention command delete.
 RETENTION_SETTING = "fhir.audit_retention"
+# SQLite's equivalent: a row here, inserted and deleted inside the retention transaction.
+RETENTION_TABLE = "fhir_audit_retention"
 
 # kwargs: items, a list of (repository.AppendedEvent, content) of the AuditEvents just appended.
 audit_appended = Signal()
@@ -96,14 +100,11 @@ def prune(before: datetime, batch: int = 5000) -> int:
     """Delete AuditEvents recorded before `before` (the retention command only); returns how many.
 
     Batches of `batch`, each its own transaction, so a large backlog never holds long locks.
-    On PostgreSQL each transaction first lets the append-only trigger pass its DELETEs.
+    Each transaction first lets the append-only triggers pass its DELETEs.
     """
     deleted = 0
     while True:
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute(f"SET LOCAL {RETENTION_SETTING} = 'on'")
+        with transaction.atomic(), _retention_pass():
             ids = list(Resource.objects.filter(resource_type=RESOURCE_TYPE, last_updated__lt=before)
                        .order_by("id").values_list("id", flat=True)[:batch])
             if not ids:
@@ -111,3 +112,24 @@ def prune(before: datetime, batch: int = 5000) -> int:
             # Versions and index rows go with their resource (foreign keys, deleted by Django).
             Resource.objects.filter(id__in=ids).delete()
             deleted += len(ids)
+
+
+@contextmanager
+def _retention_pass() -> Iterator[None]:
+    """Inside a transaction: the triggers let this block's DELETEs of AuditEvents through.
+    PostgreSQL: a setting local to the transaction. SQLite: a row that is gone again before
+    the commit (SQLite has one writer at a time; no other connection ever sees it)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"SET LOCAL {RETENTION_SETTING} = 'on'")
+        elif connection.vendor == "sqlite":
+            cursor.execute(f"INSERT INTO {RETENTION_TABLE} (pass) VALUES (1)")
+    yield
+    # Closed again at the end of the block, not only at the commit: inside an outer transaction
+    # (a savepoint) it would otherwise last as long as that one. An exception rolls the block
+    # back, and with it the setting or the row.
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"SET LOCAL {RETENTION_SETTING} = 'off'")
+        elif connection.vendor == "sqlite":
+            cursor.execute(f"DELETE FROM {RETENTION_TABLE}")

@@ -8,6 +8,15 @@ came from) and this server (DICOM "Destination Role ID"); `source` this server; 
 the patient the data is about (BALP's Patient* profiles), the resource, and for a search the
 query (base64, as BALP's Query profile says).
 
+Break the glass (https://hl7.org/fhir/R4/security-labels.html#break-the-glass): an event of
+a request made under break-the-glass (a token whose purpose is ETREAT, from a client registered
+for it) carries `purposeOfEvent` ETREAT and the security label of a break-the-glass request,
+v3-ActReason `BTG`, in `meta.security` (searchable: `_security`). Where the answer or the write
+held a resource that the patient's Consent would have denied without it, the event also says
+the override happened: a second `subtype`, DICOM 110127 "Emergency Override Started" (in R4's
+audit-event-sub-type value set; the R5 break-glass example AuditEvent uses it), and one
+`entity` per such resource whose `description` says its consent deny was set aside.
+
 Never a token or a secret: an event names the token by its database id (agent.policy) only.
 """
 from __future__ import annotations
@@ -34,6 +43,11 @@ CLIENT_ID = "urn:ietf:params:oauth:client-id"
 # The server's own codes for what BALP and DICOM have none for (OAuth steps, admin changes).
 OAUTH_EVENTS = "urn:fhir-server:audit:oauth"
 USER_IDS = "urn:fhir-server:user"
+# The security label of a break-the-glass request (FHIR security-labels page).
+BREAK_THE_GLASS_LABEL = {"system": ACT_REASON, "code": "BTG", "display": "break the glass"}
+# A consent deny set aside by break-the-glass (DICOM CID 403, in R4's audit-event-sub-type).
+EMERGENCY_OVERRIDE = {"system": DCM, "code": "110127", "display": "Emergency Override Started"}
+OVERRIDDEN = "consent deny set aside by break-the-glass (ETREAT)"
 
 REST = {"system": EVENT_TYPE, "code": "rest", "display": "Restful Operation"}
 USER_AUTHENTICATION = {"system": DCM, "code": "110114", "display": "User Authentication"}
@@ -73,6 +87,7 @@ class Actor:
     token_id: int | None = None
     purpose: str = ""  # purpose of use code (v3-ActReason)
     server: str = ""  # this server's base URL
+    break_glass: bool = False  # the token's ETREAT is in force (Access.break_glass)
 
 
 def instant(at: datetime | None = None) -> str:
@@ -209,8 +224,13 @@ def event(
     """One AuditEvent (JSON, without id and meta.versionId: the store assigns those)."""
     out: dict[str, Any] = {"resourceType": "AuditEvent"}
     outcome = outcome_code(status)
+    meta: dict[str, Any] = {}
     if profile and outcome == "0":
-        out["meta"] = {"profile": [PROFILE + profile]}
+        meta["profile"] = [PROFILE + profile]
+    if actor.break_glass:
+        meta["security"] = [dict(BREAK_THE_GLASS_LABEL)]
+    if meta:
+        out["meta"] = meta
     out.update(type=type_, subtype=[subtype], action=action, recorded=instant(), outcome=outcome)
     if outcome != "0":
         out["outcomeDesc"] = (f"{status} {description}".strip())[:1000]
@@ -225,8 +245,11 @@ def event(
 
 def rest_event(actor: Actor, interaction: str, *, status: int = 200, description: str = "",
                reference: str | None = None, patient: str | None = None, query: str | None = None,
-               operation: str | None = None) -> dict[str, Any]:
-    """A FHIR REST interaction (BALP Read, Query, Create, Update, Delete and their Patient* forms)."""
+               operation: str | None = None, overridden: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A FHIR REST interaction (BALP Read, Query, Create, Update, Delete and their Patient* forms).
+
+    `overridden`: the resources ("Type/id") the request reached only because break-the-glass
+    set their patient's consent deny aside."""
     action, with_patient, without = _INTERACTIONS.get(interaction, ("E", None, None))
     entities = []
     if reference:
@@ -236,8 +259,21 @@ def rest_event(actor: Actor, interaction: str, *, status: int = 200, description
     subtype = {"system": INTERACTION, "code": interaction}
     if operation:
         subtype = {"system": INTERACTION, "code": "operation", "display": f"${operation}"}
-    return event(actor, type_=REST, subtype=subtype, action=action, status=status, description=description,
-                 entities=entities, patient=patient, profile=with_patient if patient else without)
+    out = event(actor, type_=REST, subtype=subtype, action=action, status=status, description=description,
+                entities=entities, patient=patient, profile=with_patient if patient else without)
+    if overridden:
+        mark_override(out, overridden)
+    return out
+
+
+def mark_override(event_: dict[str, Any], references: tuple[str, ...]) -> None:
+    """Say in an event that break-the-glass set a consent deny aside for these resources."""
+    event_["subtype"] = [*event_["subtype"], dict(EMERGENCY_OVERRIDE)]
+    entities = event_.setdefault("entity", [])
+    for reference in references:
+        entity = resource_entity(reference)
+        entity["description"] = OVERRIDDEN
+        entities.append(entity)
 
 
 def security_event(actor: Actor, code: str, display: str, *, status: int = 200, description: str = "",

@@ -30,7 +30,7 @@ def admin_changed(sender: Any, instance: Any, created: bool = False, **kwargs: A
     from fhir_api.store import repository
     from smart_auth.audit import balp, trail
 
-    if not created:
+    if not created or not trail.enabled():
         return
     action = {ADDITION: "C", DELETION: "D"}.get(instance.action_flag, "U")
     who = trail.actor.get()

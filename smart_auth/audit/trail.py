@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from fhir_api.store import audit as store_audit, repository
+from smart_auth.access import SET_ASIDE, current as current_access
 from smart_auth.audit import balp
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,12 @@ interaction: ContextVar[str] = ContextVar("audit_interaction", default="")
 _written: ContextVar[list[int] | None] = ContextVar("audit_written", default=None)
 
 SYSTEM_ACTOR = balp.Actor(username="system (no request)")
+
+
+def enabled() -> bool:
+    """Whether AuditEvents are recorded: always while tokens are checked (FHIR_AUTH_REQUIRED),
+    whatever FHIR_AUDIT says; off only with FHIR_AUDIT=false and authentication off."""
+    return settings.FHIR_AUDIT or settings.FHIR_AUTH_REQUIRED
 
 
 @contextmanager
@@ -61,15 +68,21 @@ _METHOD_INTERACTION = {"POST": "create", "PUT": "update", "PATCH": "patch", "DEL
 
 def describe_writes(versions: list[store_audit.WrittenVersion]) -> list[dict[str, Any]]:
     """The store's recorder: one BALP event per written version (inside its transaction)."""
+    if not enabled():
+        return []
     who = actor.get() or SYSTEM_ACTOR
+    access = current_access.get()  # the write guard noted the writes only break-the-glass allowed
+    set_aside = access.memo.get(SET_ASIDE, ()) if access is not None and access.break_glass else ()
     events = []
     for v in versions:
         reference = f"{v.resource_type}/{v.logical_id}/_history/{v.version_id}"
         kind = _METHOD_INTERACTION.get(v.method, "update")
         if kind == "update" and v.created:
             kind = "create"  # update as create (http.html#upsert)
+        current = f"{v.resource_type}/{v.logical_id}"
         events.append(balp.rest_event(who, kind, status=201 if v.created else 200, reference=reference,
-                                      patient=balp.patient_of(v.resource_type, v.logical_id, v.content)))
+                                      patient=balp.patient_of(v.resource_type, v.logical_id, v.content),
+                                      overridden=(current,) if current in set_aside else ()))
     counter = _written.get()
     if counter is not None:
         counter[0] += len(events)
@@ -86,6 +99,8 @@ _wake = threading.Event()
 
 def record(event: dict[str, Any]) -> None:
     """Keep an AuditEvent for the next flush (or write it now with FHIR_AUDIT_FLUSH_MS=0)."""
+    if not enabled():
+        return
     if settings.FHIR_AUDIT_FLUSH_MS == 0:
         repository.append_audit([event])
         return

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import io
 import json
+import importlib
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db import DatabaseError, connection, transaction
 
-from fhir_api.store import repository
+from fhir_api.store import audit as store_audit, repository
 from fhir_api.store.models import Resource, ResourceVersion
 from fhir_search.audit_index import LEAN_CODES, rows_of
 from fhir_search.indexing import rows_for
@@ -20,6 +23,7 @@ from smart_auth.audit import balp, trail
 from tests.conftest import new_patient
 
 pytestmark = pytest.mark.django_db
+SQLITE_TRIGGERS = importlib.import_module("fhir_api.migrations.0005_audit_append_only_sqlite")
 
 
 def _audit_count() -> int:
@@ -51,18 +55,9 @@ def test_retention_deletes_only_events_older_than_the_setting_and_records_itself
     pid = fhir.post("/Patient", new_patient()).json()["id"]
     fhir.get(f"/Patient/{pid}")
     old = Resource.objects.filter(resource_type="AuditEvent").order_by("id").first()
-    # Age one event (on PostgreSQL the trigger would refuse this UPDATE: let it pass as retention does).
-    from django.db import connection, transaction
-
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL fhir.audit_retention = 'on'")
-                cursor.execute("ALTER TABLE fhir_api_resource DISABLE TRIGGER fhir_api_resource_audit_append_only")
+    # Age one event (the append-only trigger refuses this UPDATE: set it aside for the test).
+    with _update_trigger_off():
         Resource.objects.filter(pk=old.pk).update(last_updated=old.last_updated - timedelta(days=40))
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("ALTER TABLE fhir_api_resource ENABLE TRIGGER fhir_api_resource_audit_append_only")
     out = io.StringIO()
     settings.FHIR_AUDIT_RETENTION_DAYS = None
     call_command("audit_retention", stdout=out)
@@ -76,10 +71,37 @@ def test_retention_deletes_only_events_older_than_the_setting_and_records_itself
     assert len(events) == 2  # the read, and the retention run itself
 
 
-def test_lean_index_rows_are_the_generic_extractors_rows_for_the_same_parameters():
-    actor = balp.Actor(address="10.0.0.1", client_id="app-1", user="Patient/p1", token_id=7, purpose="TREAT",
-                       server="http://x/fhir")
-    event = balp.rest_event(actor, "read", reference="Observation/o1/_history/2", patient="p1")
+@contextmanager
+def _update_trigger_off():
+    """A transaction in which UPDATE of AuditEvent rows in fhir_api_resource is not refused."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE fhir_api_resource DISABLE TRIGGER fhir_api_resource_audit_append_only")
+            yield
+            cursor.execute("ALTER TABLE fhir_api_resource ENABLE TRIGGER fhir_api_resource_audit_append_only")
+        else:
+            cursor.execute("DROP TRIGGER fhir_api_resource_audit_no_update")
+            yield
+            cursor.execute(SQLITE_TRIGGERS.UPDATE_TRIGGER.format(table="fhir_api_resource"))
+
+
+def test_only_the_retention_transaction_passes_the_delete_trigger(fhir):
+    """The retention pass ends with its transaction: a DELETE after it is refused again."""
+    fhir.post("/Patient", new_patient())
+    pk = Resource.objects.filter(resource_type="AuditEvent").values_list("pk", flat=True).first()
+    with transaction.atomic(), store_audit._retention_pass():
+        pass
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        Resource.objects.filter(pk=pk).delete()
+    assert Resource.objects.filter(pk=pk).exists()
+
+
+@pytest.mark.parametrize("break_glass", [False, True], ids=["plain", "break-glass override"])
+def test_lean_index_rows_are_the_generic_extractors_rows_for_the_same_parameters(break_glass):
+    actor = balp.Actor(address="10.0.0.1", client_id="app-1", user="Patient/p1", token_id=7,
+                       purpose="ETREAT" if break_glass else "TREAT", server="http://x/fhir", break_glass=break_glass)
+    event = balp.rest_event(actor, "read", reference="Observation/o1/_history/2", patient="p1",
+                            overridden=("Observation/o1",) if break_glass else ())
     [row] = repository.append_audit([event])
     content = json.loads(row.data)
     lean = rows_of(row, content)

@@ -148,3 +148,26 @@ def test_the_benchmark_runs_end_to_end_on_tiny_sizes(live_server, ceiling_url, t
     assert "lastn_vs_plain_search_p95" in results["ratios"]
     path = report.write_json(results, tmp_path, "smoke")
     assert path.exists() and path.stat().st_size > 0
+
+    # The consent workload's set-up: a Consent on every patient, all gone again afterwards.
+    from fhir_api.store.models import Resource
+
+    remove = workloads.add_consents(target, catalog)
+    assert Resource.objects.filter(resource_type="Consent", deleted=False).count() == 2
+    remove()
+    assert Resource.objects.filter(resource_type="Consent", deleted=False).count() == 0
+
+
+def test_issue_9_compares_the_audited_token_read_with_auth_and_audit_off():
+    def reads(group: str, rate: float) -> dict:
+        return {"group": group, "name": group, "concurrency": 16, "throughput": rate, "requests": 100,
+                "operations": 100, "errors": 0, "p50_ms": 5.0, "p95_ms": 8.0, "p99_ms": 10.0}
+
+    results = {"workloads": [reads("read", 900.0), reads("read-unaudited", 1000.0), reads("read-token", 800.0),
+                             reads("read-token-consent", 600.0)]}
+    results["ratios"] = report.ratios(results)
+    assert results["ratios"]["read_audited_vs_unaudited"] == {"16": 0.8}
+    assert results["ratios"]["read_consent_vs_token"] == {"16": 0.75}
+    goal = next(t for t in report.targets(results) if "issue 9" in t["target"])
+    assert goal["measured"] == 0.8 and goal["met"] is True
+    assert "token read with a Consent on every patient / without: 16 clients 75%" in report.table(results)
