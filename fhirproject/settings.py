@@ -220,6 +220,8 @@ FHIR_API_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "fhir_api.rest.middleware.FhirAnswerMiddleware",
     "fhir_api.rest.cors.CorsMiddleware",
+    # Read-only FHIR interactions read from a replica (DATABASE_REPLICA_URLS; absent otherwise).
+    "fhirproject.replicas.ReplicaReadMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
