@@ -386,6 +386,10 @@ if DATABASE_REPLICA_URLS:
         DATABASES[f"replica{_number}"] = _replica
         DATABASE_REPLICA_ALIASES.append(f"replica{_number}")
 DATABASE_ROUTERS = ["fhir_api.store.routing.ReplicaRouter"] if DATABASE_REPLICA_ALIASES else []
+if DATABASE_REPLICA_ALIASES:
+    # The API's lean stack (fhirproject.handlers) takes no MiddlewareNotUsed: listed only with replicas.
+    FHIR_API_MIDDLEWARE.insert(FHIR_API_MIDDLEWARE.index("fhir_api.rest.cors.CorsMiddleware") + 1,
+                               "fhirproject.replicas.ReplicaReadMiddleware")
 
 # A direct connection to the primary for what a transaction-pooling PgBouncer cannot carry:
 # the token cache's LISTEN (smart_auth.token_cache). Unset: DATABASE_URL.
