@@ -21,8 +21,6 @@ is permit, no SQL is added.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
@@ -33,6 +31,7 @@ from django.db.models import BooleanField, Expression, F, Q
 from django.utils import timezone
 
 from fhir_api.store.models import Resource
+from fhir_api.store.prepared import prepared_cursor
 from fhir_search import compartments
 from fhir_search.care_dates import care_date_param
 from fhir_search.models import DateIndex, ReferenceIndex, TokenIndex
@@ -293,38 +292,10 @@ def allows_one(access: Access, resource_type: str, logical_id: str, interaction:
     if test is None:
         return None
     text, params = test
-    with _prepared_cursor() as cursor:
+    # On the primary, like every consent decision (fhir_api.store.routing): never seen late.
+    with prepared_cursor(connection) as cursor:
         cursor.execute(_one_row_sql(text), [resource_type, logical_id, False, *params])
         return cursor.fetchone() is not None
-
-
-@cache
-def _prepared_class() -> type:
-    import psycopg
-
-    class Prepared(psycopg.Cursor):
-        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-            return super().execute(query, params, prepare=True)
-
-    return Prepared
-
-
-@contextmanager
-def _prepared_cursor() -> Iterator[Any]:
-    """A cursor of the request's connection whose statements PostgreSQL prepares (psycopg's
-    server-side binding with prepare=True; the connection's other cursors bind client-side and
-    are unaffected). It runs through Django's cursor wrapper: query timing and counting see it."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            yield cursor
-        return
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        cursor = connection._prepare_cursor(_prepared_class()(connection.connection))
-    try:
-        yield cursor
-    finally:
-        cursor.close()
 
 
 # -- break the glass, for the audit trail ------------------------------------------------------

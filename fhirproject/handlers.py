@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
+from django.core.exceptions import MiddlewareNotUsed
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
 from django.utils.module_loading import import_string
@@ -41,7 +42,10 @@ class ApiMiddlewareMixin:
         self._exception_middleware = []
         handler = convert_exception_to_response(self._get_response)
         for path in reversed(settings.FHIR_API_MIDDLEWARE):
-            instance = import_string(path)(handler)
+            try:
+                instance = import_string(path)(handler)
+            except MiddlewareNotUsed:  # a layer that switched itself off, as Django allows
+                continue
             if hasattr(instance, "process_view"):
                 self._view_middleware.insert(0, instance.process_view)
             if hasattr(instance, "process_template_response"):

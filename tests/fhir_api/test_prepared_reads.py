@@ -40,6 +40,28 @@ def test_postgresql_plans_the_read_once_per_connection(fhir, on_postgres, settin
     assert _prepared_reads() == 1
 
 
+def test_consent_tests_one_resource_with_a_prepared_statement(on_postgres, settings):
+    """The other hot statement: consent's test of one resource on a read by id with a token."""
+    if not on_postgres:
+        pytest.skip("prepared statements are PostgreSQL's")
+    from fhir_search import consent
+    from smart_auth.access import Access
+
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    access = Access(scopes=(), client_id="app")  # consents=True: the test is built, whatever is stored
+    with connection.cursor() as cursor:
+        before = _count(cursor, "%SELECT 1 FROM%resource_row%")
+    for _ in range(2):
+        consent.allows_one(access, "Patient", "p1", "r")
+    with connection.cursor() as cursor:
+        assert _count(cursor, "%SELECT 1 FROM%resource_row%") == before + 1
+
+
+def _count(cursor, pattern: str) -> int:
+    cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", [pattern])
+    return cursor.fetchone()[0]
+
+
 def test_no_statement_is_prepared_when_the_setting_is_off(fhir, on_postgres, settings):
     if not on_postgres:
         pytest.skip("prepared statements are PostgreSQL's")
