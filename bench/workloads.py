@@ -486,6 +486,9 @@ def ingest_levels(
     FHIR_VALIDATION_LEVEL. Chunks of `chunk` bundles go to the servers in turn, so a busy
     machine's ups and downs fall on every level alike; the ratio is what to read."""
     names = list(targets)
+    # At least two turns per level, however few the bundles (5 bundles in chunks of 8 went
+    # all to the first level, leaving the others nothing to measure).
+    chunk = max(1, min(chunk, len(bundles) // (2 * len(names))))
     seconds = dict.fromkeys(names, 0.0)
     created = dict.fromkeys(names, 0)
     errors = dict.fromkeys(names, 0)
