@@ -45,8 +45,11 @@ def prepared_cursor(connection: Any) -> Iterator[Any]:
     """A cursor of `connection` (a Django connection) whose statements PostgreSQL prepares.
 
     It runs through Django's cursor wrapper, so query timing, counting and error translation
-    see it; on SQLite, or with DATABASE_PREPARED_STATEMENTS off, it is a plain cursor."""
-    if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
+    see it; on SQLite, with DATABASE_PREPARED_STATEMENTS off, or while Django logs each query's
+    SQL (DEBUG, a test capturing queries: psycopg keeps no SQL text of a prepared execution
+    for it to show) it is a plain cursor."""
+    if (connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS
+            or connection.queries_logged):
         with connection.cursor() as cursor:
             yield cursor
         return
