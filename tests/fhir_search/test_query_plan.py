@@ -74,6 +74,25 @@ def _load(resources: list[dict]) -> list[Resource]:
     return rows
 
 
+def load_observations_without_statistics(patients: int) -> None:
+    """Ten Observations per patient (two thirds laboratory, a third vital signs), then no
+    planner statistics, as after a bulk load with autovacuum off (rolled back with the test)."""
+    _load([
+        {"resourceType": "Observation", "id": str(uuid.uuid4()), "status": "final",
+         "category": [{"coding": [{"system": CATEGORY, "code": "laboratory" if j % 3 else "vital-signs"}]}],
+         "code": {"coding": [{"system": "http://loinc.org", "code": f"{1000 + j % 50}-1"}]},
+         "subject": {"reference": f"Patient/p{i}"},
+         "effectiveDateTime": f"2023-0{1 + j % 9}-1{j % 9}T10:{i % 60:02d}:00Z"}
+        for i in range(patients) for j in range(10)
+    ])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('is_superuser')")
+        if cursor.fetchone()[0] != "on":
+            pytest.skip("removing planner statistics needs a superuser")
+        cursor.execute("DELETE FROM pg_statistic WHERE starelid IN (SELECT oid FROM pg_class"
+                       " WHERE relname LIKE 'fhir\\_%%' AND relkind = 'r')")
+
+
 @pytest.fixture
 def loaded():
     if connection.vendor != "postgresql":

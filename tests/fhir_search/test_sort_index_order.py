@@ -199,23 +199,9 @@ def plan_nodes(plan: dict):
 def test_the_category_date_sort_reads_the_date_index_in_order_without_statistics(sort, direction, index):
     if connection.vendor != "postgresql":
         pytest.skip("query plans are PostgreSQL's")
-    from tests.fhir_search.test_query_plan import _load
+    from tests.fhir_search.test_query_plan import load_observations_without_statistics
 
-    _load([
-        {"resourceType": "Observation", "id": str(uuid.uuid4()), "status": "final",
-         "category": [{"coding": [{"system": CATEGORY, "code": "laboratory" if j % 3 else "vital-signs"}]}],
-         "code": {"coding": [{"system": "http://loinc.org", "code": f"{1000 + j % 50}-1"}]},
-         "subject": {"reference": f"Patient/p{i}"},
-         "effectiveDateTime": f"2023-0{1 + j % 9}-1{j % 9}T10:{i % 60:02d}:00Z"}
-        for i in range(500) for j in range(10)
-    ])
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('is_superuser')")
-        if cursor.fetchone()[0] != "on":
-            pytest.skip("removing planner statistics needs a superuser")
-        # No statistics, as after a bulk load with autovacuum off (rolled back with the test).
-        cursor.execute("DELETE FROM pg_statistic WHERE starelid IN (SELECT oid FROM pg_class"
-                       " WHERE relname LIKE 'fhir\\_%%' AND relkind = 'r')")
+    load_observations_without_statistics(500)
     plan = walk_plan([("category", "vital-signs"), ("_sort", sort), ("_count", "10")])
     shown = json.dumps(plan, indent=1)[:6000]
     nodes = list(plan_nodes(plan))

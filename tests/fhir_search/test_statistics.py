@@ -19,7 +19,7 @@ from fhir_api.store import statistics
 from fhir_search.params import Env
 from fhir_search.query.parse import parse_request
 from fhir_search.service import matches, page_query
-from tests.fhir_search.test_query_plan import CATEGORY, _load, nodes
+from tests.fhir_search.test_query_plan import CATEGORY, _load, load_observations_without_statistics, nodes
 
 ANALYZED = ("fhir_api_resource", "fhir_api_resourceversion", "fhir_search_stringindex")
 
@@ -90,21 +90,7 @@ def sort_plan(params: list[tuple[str, str]]) -> dict:
 @pytest.mark.django_db
 @pytest.mark.parametrize("sort", ["-date", "date"])
 def test_a_date_sort_after_a_bulk_load_without_analyze_reads_each_match_by_the_resource_index(sort):
-    _load([
-        {"resourceType": "Observation", "id": str(uuid.uuid4()), "status": "final",
-         "category": [{"coding": [{"system": CATEGORY, "code": "laboratory" if j % 3 else "vital-signs"}]}],
-         "code": {"coding": [{"system": "http://loinc.org", "code": f"{1000 + j % 50}-1"}]},
-         "subject": {"reference": f"Patient/p{i}"},
-         "effectiveDateTime": f"2023-0{1 + j % 9}-1{j % 9}T10:{i % 60:02d}:00Z"}
-        for i in range(1000) for j in range(10)
-    ])
-    with connection.cursor() as cursor:
-        # No statistics, as after a bulk load with autovacuum off (rolled back with the test).
-        cursor.execute("SELECT current_setting('is_superuser')")
-        if cursor.fetchone()[0] != "on":
-            pytest.skip("removing planner statistics needs a superuser")
-        cursor.execute("DELETE FROM pg_statistic WHERE starelid IN (SELECT oid FROM pg_class"
-                       " WHERE relname LIKE 'fhir\\_%%' AND relkind = 'r')")
+    load_observations_without_statistics(1000)
     plan = sort_plan([("category", "vital-signs"), ("_sort", sort)])
     date_reads = [node for node in nodes(plan) if node.get("Relation Name") == "fhir_search_dateindex"]
     assert date_reads, json.dumps(plan, indent=1)[:4000]
