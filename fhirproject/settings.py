@@ -238,6 +238,8 @@ FHIR_API_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "fhir_api.rest.middleware.FhirAnswerMiddleware",
     "fhir_api.rest.cors.CorsMiddleware",
+    # Read-only FHIR interactions read from a replica (DATABASE_REPLICA_URLS; absent otherwise).
+    "fhirproject.replicas.ReplicaReadMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -386,10 +388,6 @@ if DATABASE_REPLICA_URLS:
         DATABASES[f"replica{_number}"] = _replica
         DATABASE_REPLICA_ALIASES.append(f"replica{_number}")
 DATABASE_ROUTERS = ["fhir_api.store.routing.ReplicaRouter"] if DATABASE_REPLICA_ALIASES else []
-if DATABASE_REPLICA_ALIASES:
-    # The API's lean stack (fhirproject.handlers) takes no MiddlewareNotUsed: listed only with replicas.
-    FHIR_API_MIDDLEWARE.insert(FHIR_API_MIDDLEWARE.index("fhir_api.rest.cors.CorsMiddleware") + 1,
-                               "fhirproject.replicas.ReplicaReadMiddleware")
 
 # A direct connection to the primary for what a transaction-pooling PgBouncer cannot carry:
 # the token cache's LISTEN (smart_auth.token_cache). Unset: DATABASE_URL.
