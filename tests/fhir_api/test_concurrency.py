@@ -22,7 +22,8 @@ def _postgres_only():
         pytest.skip("needs PostgreSQL (set DATABASE_URL)")
 
 
-def _in_threads(n: int, work) -> list:
+def in_threads(n: int, work) -> list:
+    """Run work(0..n-1) in n threads released together; each result or exception, in order."""
     results: list = [None] * n
     barrier = threading.Barrier(n)
 
@@ -53,7 +54,7 @@ def test_concurrent_patches_lose_no_update():
         for _ in range(5):
             repository.patch("Patient", "counter", increment)
 
-    results = _in_threads(8, work)
+    results = in_threads(8, work)
     assert [r for r in results if r is not None] == []
     final = repository.read("Patient", "counter")
     assert final.content["multipleBirthInteger"] == 40
@@ -67,7 +68,7 @@ def test_concurrent_updates_with_same_if_match_only_one_wins():
         return repository.update("Patient", "race", {"resourceType": "Patient", "id": "race", "gender": "other"},
                                  if_match=1)
 
-    results = _in_threads(6, work)
+    results = in_threads(6, work)
     winners = [r for r in results if isinstance(r, repository.Written)]
     losers = [r for r in results if isinstance(r, PreconditionFailed)]
     assert len(winners) == 1 and len(losers) == 5
@@ -78,7 +79,7 @@ def test_concurrent_update_as_create_of_same_id_makes_one_resource():
     def work(i: int):
         return repository.update("Patient", "same-id", {"resourceType": "Patient", "id": "same-id", "gender": "male"})
 
-    results = _in_threads(6, work)
+    results = in_threads(6, work)
     # The losers of the insert race retry as updates of the winner's row: all succeed.
     assert all(isinstance(r, repository.Written) for r in results), results
     assert sum(r.created for r in results) == 1

@@ -10,10 +10,14 @@ from tests.conftest import new_patient
 pytestmark = pytest.mark.django_db
 
 
-def _prepared_reads() -> int:
+READ = "%FROM fhir_api_resource WHERE resource_type = $1 AND logical_id = $2%"
+CONSENT_TEST = "%SELECT 1 FROM%resource_row%"
+
+
+def _prepared(pattern: str) -> int:
+    """How many statements like `pattern` this connection has prepared."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
-                       ["%FROM fhir_api_resource WHERE resource_type = $1 AND logical_id = $2%"])
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", [pattern])
         return cursor.fetchone()[0]
 
 
@@ -37,7 +41,7 @@ def test_postgresql_plans_the_read_once_per_connection(fhir, on_postgres, settin
     settings.DATABASE_PREPARED_STATEMENTS = True
     for _ in range(3):
         repository.read("Patient", stored["id"])
-    assert _prepared_reads() == 1
+    assert _prepared(READ) == 1
 
 
 def test_consent_tests_one_resource_with_a_prepared_statement(on_postgres, settings):
@@ -49,17 +53,10 @@ def test_consent_tests_one_resource_with_a_prepared_statement(on_postgres, setti
 
     settings.DATABASE_PREPARED_STATEMENTS = True
     access = Access(scopes=(), client_id="app")  # consents=True: the test is built, whatever is stored
-    with connection.cursor() as cursor:
-        before = _count(cursor, "%SELECT 1 FROM%resource_row%")
+    before = _prepared(CONSENT_TEST)
     for _ in range(2):
         consent.allows_one(access, "Patient", "p1", "r")
-    with connection.cursor() as cursor:
-        assert _count(cursor, "%SELECT 1 FROM%resource_row%") == before + 1
-
-
-def _count(cursor, pattern: str) -> int:
-    cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", [pattern])
-    return cursor.fetchone()[0]
+    assert _prepared(CONSENT_TEST) == before + 1
 
 
 def test_no_statement_is_prepared_when_the_setting_is_off(fhir, on_postgres, settings):
@@ -69,4 +66,4 @@ def test_no_statement_is_prepared_when_the_setting_is_off(fhir, on_postgres, set
     settings.DATABASE_PREPARED_STATEMENTS = False
     for _ in range(3):
         repository.read("Patient", stored["id"])
-    assert _prepared_reads() == 0
+    assert _prepared(READ) == 0

@@ -9,13 +9,13 @@ a race could depend on: row locks, advisory locks and the job table are in the d
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import psycopg
 import pytest
 
+from tests.fhir_api.test_concurrency import in_threads
 from tests.fhirproject.test_database_faults import migrate
 from tests.live import own_postgres, request, serve
 
@@ -32,25 +32,6 @@ def ports() -> Iterator[list[int]]:
         with ExitStack() as stack:
             servers = [stack.enter_context(serve(pg.url("fhir"), FHIR_JOBS="embedded")) for _ in range(2)]
             yield [server.port for server in servers]
-
-
-def in_threads(n: int, work: Callable[[int], object]) -> list:
-    results: list = [None] * n
-    barrier = threading.Barrier(n)
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except Exception as exc:  # collected and asserted by the test
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 def call(port: int, method: str, path: str, body: dict | None = None, headers: dict | None = None):
