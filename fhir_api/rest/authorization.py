@@ -83,22 +83,14 @@ def require_writable(request: HttpRequest, resource_type: str, logical_id: str, 
     """An operation that changes an existing resource without writing a version (so the
     store's write guard does not see it): the resource must be within the token's reach for
     that interaction (403 otherwise). A resource that does not exist is left to the operation."""
-    narrowed = _narrowed_rows(request, resource_type, logical_id, interaction)
-    if narrowed is not None:
-        rows, condition = narrowed
-        if not rows.filter(condition).exists() and rows.exists():
-            raise Forbidden(f"{resource_type}/{logical_id} is outside what the access token may change")
-
-
-def _narrowed_rows(request: HttpRequest, resource_type: str, logical_id: str, interaction: str):
-    """After the scope check: the resource's current row (a queryset) and the condition the
-    token narrows this type with; None when the token reaches every resource of the type."""
     require(request, resource_type, interaction)
     access = getattr(request, "access", None)
     condition = None if access is None else access_sql.type_condition(access, resource_type, interaction)
     if condition is None:
-        return None
-    return Resource.objects.filter(resource_type=resource_type, logical_id=logical_id, deleted=False), condition
+        return
+    rows = Resource.objects.filter(resource_type=resource_type, logical_id=logical_id, deleted=False)
+    if not rows.filter(condition).exists() and rows.exists():
+        raise Forbidden(f"{resource_type}/{logical_id} is outside what the access token may change")
 
 
 def visible_condition(request: HttpRequest, types: tuple[str, ...] | None, interaction: str):
