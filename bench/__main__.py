@@ -53,6 +53,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--duration", type=float, default=None, help="seconds measured per workload (default 10)"
     )
     parser.add_argument(
+        "--rounds", type=int, default=5,
+        help="turns the compared read workloads (read, auth and audit off, token, ceiling) take, in "
+        "rotation, within --duration: a slow spell of the machine then falls on each alike (default 5)",
+    )
+    parser.add_argument(
         "--warmup", type=float, default=None, help="seconds run before each measurement (default 1)"
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of a minute or less")
@@ -211,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         mixed_seconds=args.soak,
         read_clients=tuple(int(c) for c in args.read_clients.split(",")),
+        rounds=args.rounds,
         only=frozenset(args.only.split(",")) if args.only else None,
     )
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

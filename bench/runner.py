@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import sys
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -26,6 +27,10 @@ class Config:
     mixed_clients: int = 4
     mixed_seconds: float = 20.0  # the memory phase (--soak)
     seed: int = 42
+    # The read workloads that are compared as ratios (read, without auth and audit, with a token,
+    # the ceiling) take turns in this many rounds per concurrency, so a slow spell of a shared
+    # machine falls on all of them alike rather than on whichever ran then.
+    rounds: int = 5
     only: frozenset[str] | None = None  # groups: read, consent, ceiling, search, count, lastn, everything, mixed, levels
 
     def wants(self, group: str) -> bool:
@@ -41,6 +46,26 @@ def log_line(summary: dict[str, Any]) -> None:
         file=sys.stderr,
         flush=True,
     )
+
+
+def merged(turns: list[Result]) -> Result:
+    """One workload measured in turns: requests over seconds of all of them; wrk's latency
+    percentiles (it reports no single latencies) the median of the turns', the Python clients'
+    from all their latencies."""
+    first = turns[0]
+    out = Result(first.name, first.concurrency, seconds=sum(t.seconds for t in turns),
+                 requests=sum(t.requests for t in turns), errors=sum(t.errors for t in turns),
+                 operations=sum(t.operations for t in turns),
+                 latencies_ms=[ms for t in turns for ms in t.latencies_ms],
+                 error_samples=[e for t in turns for e in t.error_samples][:5], extra=dict(first.extra))
+    for key in ("p50_ms", "p95_ms", "p99_ms", "mean_ms"):
+        if key in first.extra:
+            out.extra[key] = statistics.median(t.extra[key] for t in turns)
+    if "max_ms" in first.extra:
+        out.extra["max_ms"] = max(t.extra["max_ms"] for t in turns)
+    if len(turns) > 1:
+        out.extra["turns"] = [round(t.requests / t.seconds, 1) if t.seconds else 0.0 for t in turns]
+    return out
 
 
 def _record(out: list[dict[str, Any]], group: str, result: Result) -> dict[str, Any]:
@@ -76,26 +101,39 @@ def run_workloads(
     if generator is None and config.wants("read"):
         notes.append("wrk not found (apt-get install wrk): read workloads used the Python clients, "
                      "which flatter the slower server on a small machine")
+    def read_once(where: Target, name: str, clients: int, seconds: float, warmup: float) -> Result:
+        if generator:
+            return wrk.read(where, name, workloads.read_paths(catalog, config.seed), clients=clients,
+                            seed=config.seed, duration=seconds, warmup=warmup)
+        return workloads.run(where, name, read, clients=clients, seed=config.seed, duration=seconds, warmup=warmup)
+
     def reads(group: str, where: Target, name: str) -> None:
         for clients in config.read_clients:
-            if generator:
-                result = wrk.read(where, name, workloads.read_paths(catalog, config.seed), clients=clients,
-                                  seed=config.seed, **timing)
-            else:
-                result = workloads.run(where, name, read, clients=clients, seed=config.seed, **timing)
-            _record(out, group, result)
+            _record(out, group, read_once(where, name, clients, **timing))
 
-    for wanted, group, where, name in (
-        (config.wants("read"), "read", target, "read Patient|Observation/{id}"),
-        # The baseline of issue 9: auth off and the audit trail off (FHIR_AUDIT=false).
-        (config.wants("read"), "read-unaudited", unaudited, "read by id, auth and audit trail off"),
-        # The same reads with FHIR_AUTH_REQUIRED on and a valid bearer token (issue #8: the
-        # token check must not dominate a read), each audited (an AuditEvent per read).
-        (config.wants("read"), "read-token", authenticated, "read by id with a bearer token"),
-        (config.wants("ceiling"), "ceiling-read", ceiling, "ceiling: minimal WSGI read by id"),
-    ):
-        if wanted and where is not None:
-            reads(group, where, name)
+    compared = [
+        (group, where, name)
+        for wanted, group, where, name in (
+            (config.wants("read"), "read", target, "read Patient|Observation/{id}"),
+            # The baseline of issue 9: auth off and the audit trail off (FHIR_AUDIT=false).
+            (config.wants("read"), "read-unaudited", unaudited, "read by id, auth and audit trail off"),
+            # The same reads with FHIR_AUTH_REQUIRED on and a valid bearer token (issue #8: the
+            # token check must not dominate a read), each audited (an AuditEvent per read).
+            (config.wants("read"), "read-token", authenticated, "read by id with a bearer token"),
+            (config.wants("ceiling"), "ceiling-read", ceiling, "ceiling: minimal WSGI read by id"),
+        )
+        if wanted and where is not None
+    ]
+    rounds = max(1, min(config.rounds, int(config.duration)))  # wrk measures whole seconds
+    for clients in config.read_clients:
+        turns: dict[str, list[Result]] = {group: [] for group, _, _ in compared}
+        for turn in range(rounds):
+            shift = turn % len(compared)  # and in a rotating order: none is always first after a pause
+            for group, where, name in compared[shift:] + compared[:shift]:
+                turns[group].append(read_once(where, name, clients, config.duration / rounds,
+                                              config.warmup if turn == 0 else 0))
+        for group, _, _ in compared:
+            _record(out, group, merged(turns[group]))
     if config.wants("consent") and authenticated is not None and consents is not None:
         remove = consents()
         try:

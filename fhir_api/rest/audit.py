@@ -135,6 +135,8 @@ def _patient(request: HttpRequest, interaction: str, kwargs: dict[str, Any], rty
     """The patient whose data the interaction touched, when the request says which."""
     stored = getattr(request, "audit_stored", None)
     if stored is not None:
+        if stored.resource_type == "Patient":
+            return stored.logical_id  # without parsing the JSON the answer was sent as
         return balp.patient_of(stored.resource_type, stored.logical_id, stored.content)
     if rtype == "Patient" and logical_id:
         return logical_id
