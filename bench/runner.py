@@ -109,7 +109,7 @@ def run_workloads(
 
     def reads(group: str, where: Target, name: str) -> None:
         for clients in config.read_clients:
-            _record(out, group, read_once(where, name, clients, **timing))
+            _record(out, group, read_once(where, name, clients, config.duration, config.warmup))
 
     compared = [
         (group, where, name)
