@@ -93,12 +93,15 @@ class CompositeParam(ParamType):
         if len(kinds) > 3:
             return []
         per_component = []
-        for index, kind in enumerate(kinds):
+        # Last component first: it is the value (`value.as(CodeableConcept)` of code-value-concept),
+        # which most elements lack, so most composites end here before the code is converted.
+        for index in reversed(range(len(kinds))):
             values = component_extractor(param, index, typed.node)(context, [typed])
-            cols = [col for v in values for col in _columns(kind, index + 1, v)]
+            cols = [col for v in values for col in _columns(kinds[index], index + 1, v)]
             if not cols:
                 return []  # an element without every component cannot match a composite query
             per_component.append(cols)
+        per_component.reverse()
         rows = []
         for combination in itertools.product(*per_component):
             row: dict[str, Any] = {}
