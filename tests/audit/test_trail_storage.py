@@ -19,6 +19,7 @@ from fhir_api.store import audit as store_audit, repository
 from fhir_api.store.models import Resource, ResourceVersion
 from fhir_search.audit_index import LEAN_CODES, rows_of
 from fhir_search.indexing import rows_for
+from fhir_search.models import DateIndex, ReferenceIndex, TokenIndex
 from smart_auth.audit import balp, trail
 from tests.conftest import new_patient
 
@@ -62,9 +63,14 @@ def test_retention_deletes_only_events_older_than_the_setting_and_records_itself
     settings.FHIR_AUDIT_RETENTION_DAYS = None
     call_command("audit_retention", stdout=out)
     assert "kept" in out.getvalue() and Resource.objects.filter(pk=old.pk).exists()
+    index_tables = (TokenIndex, ReferenceIndex, DateIndex)
+    assert all(table.objects.filter(resource_id=old.pk).exists() for table in index_tables)
     settings.FHIR_AUDIT_RETENTION_DAYS = 30
     call_command("audit_retention", stdout=out)
     assert not Resource.objects.filter(pk=old.pk).exists()
+    # No database constraint ties index rows to their resource (fhir_search.models): the
+    # ORM's cascade takes them away with the event.
+    assert not any(table.objects.filter(resource_id=old.pk).exists() for table in index_tables)
     assert Resource.objects.filter(resource_type="Patient").exists()
     events = [json.loads(d) for d in Resource.objects.filter(resource_type="AuditEvent").values_list("data", flat=True)]
     assert any(e["type"]["code"] == "110101" and e["action"] == "D" for e in events)
