@@ -49,7 +49,7 @@ def log_line(summary: dict[str, Any]) -> None:
 
 
 def merged(turns: list[Result]) -> Result:
-    """One workload measured in turns (its throughput is the median turn's, see _record; the
+    """One workload measured in turns (its throughput is the median turn's, see record; the
     JSON also keeps requests over seconds of all turns, throughput_over_turns); wrk's latency
     percentiles (it reports no single latencies) the median of the turns', the Python clients'
     from all their latencies."""
@@ -69,7 +69,7 @@ def merged(turns: list[Result]) -> Result:
     return out
 
 
-def _record(out: list[dict[str, Any]], group: str, result: Result) -> dict[str, Any]:
+def record(out: list[dict[str, Any]], group: str, result: Result) -> dict[str, Any]:
     summary = {"group": group, **result.summary()}
     if summary.get("turns"):
         # The median turn: one turn that a slow spell of the machine halved moves it little.
@@ -114,7 +114,7 @@ def run_workloads(
 
     def reads(group: str, where: Target, name: str) -> None:
         for clients in config.read_clients:
-            _record(out, group, read_once(where, name, clients, config.duration, config.warmup))
+            record(out, group, read_once(where, name, clients, config.duration, config.warmup))
 
     compared = [
         (group, where, name)
@@ -130,7 +130,7 @@ def run_workloads(
         if wanted and where is not None
     ]
     rounds = max(1, min(config.rounds, int(config.duration)))  # wrk measures whole seconds
-    for clients in config.read_clients:
+    for clients in config.read_clients if compared else ():
         turns: dict[str, list[Result]] = {group: [] for group, _, _ in compared}
         for turn in range(rounds):
             shift = turn % len(compared)  # and in a rotating order: none is always first after a pause
@@ -138,7 +138,7 @@ def run_workloads(
                 turns[group].append(read_once(where, name, clients, config.duration / rounds,
                                               config.warmup if turn == 0 else 0))
         for group, _, _ in compared:
-            _record(out, group, merged(turns[group]))
+            record(out, group, merged(turns[group]))
     if config.wants("consent") and authenticated is not None and consents is not None:
         remove = consents()
         try:
@@ -153,7 +153,7 @@ def run_workloads(
     ):
         if config.wants(group):
             for name, operation in operations(catalog):
-                _record(
+                record(
                     out,
                     group,
                     workloads.run(target, name, operation, clients=clients, seed=config.seed, **timing),
@@ -162,7 +162,7 @@ def run_workloads(
         path = workloads.everything_path(catalog)
         status, body = workloads.probe(target, path)
         if status == 200:
-            _record(
+            record(
                 out,
                 "everything",
                 workloads.run(
@@ -197,5 +197,5 @@ def run_workloads(
             memory = memory_report(sampler.samples, config.warmup + config.mixed_seconds / 4, result.requests)
         else:
             notes.append("memory not sampled: the server's worker processes are not known (--url)")
-        _record(out, "mixed", result)
+        record(out, "mixed", result)
     return {"workloads": out, "memory": memory, "notes": notes}

@@ -17,8 +17,8 @@ import pytest
 from django.db import connection
 
 from bench import ceiling_app, ceilings, generate, report, workloads
-from bench.load import Target
-from bench.runner import Config, run_workloads
+from bench.load import Result, Target
+from bench.runner import Config, merged, record, run_workloads
 from bench.workloads import Catalog
 
 SUMMARY_KEYS = {
@@ -156,6 +156,27 @@ def test_the_benchmark_runs_end_to_end_on_tiny_sizes(live_server, ceiling_url, t
     assert Resource.objects.filter(resource_type="Consent", deleted=False).count() == 2
     remove()
     assert Resource.objects.filter(resource_type="Consent", deleted=False).count() == 0
+
+    # A run without the read group (`--only count`) has no read workloads to take turns.
+    counted = run_workloads(target, catalog, Config(duration=0.3, warmup=0.0, seed=7, only=frozenset({"count"})))
+    assert {w["group"] for w in counted["workloads"]} == {"count"}
+
+
+def test_a_workload_measured_in_turns_reports_its_median_turn():
+    def turn(requests: int, p95: float) -> Result:
+        return Result("read", 16, seconds=2.0, requests=requests, extra={
+            "p50_ms": 1.0, "p95_ms": p95, "p99_ms": 9.0, "mean_ms": 2.0, "max_ms": p95 * 2, "generator": "wrk"})
+
+    # One turn that a slow spell of the machine halved, among four alike.
+    turns = [turn(2000, 5.0), turn(2100, 6.0), turn(1000, 30.0), turn(1900, 4.0), turn(2000, 5.0)]
+    out: list = []
+    summary = record(out, "read", merged(turns))
+    assert summary["turns"] == [1000.0, 1050.0, 500.0, 950.0, 1000.0]
+    assert summary["throughput"] == 1000.0  # the median turn, not the mean the slow turn drags down
+    assert summary["throughput_over_turns"] == 900.0  # 9,000 requests in 10 s
+    assert summary["requests"] == 9000 and summary["seconds"] == 10.0
+    assert summary["p95_ms"] == 5.0 and summary["max_ms"] == 60.0
+    assert out == [summary]
 
 
 def test_issue_9_compares_the_audited_token_read_with_auth_and_audit_off():
