@@ -1172,6 +1172,21 @@ def patient_bundle(seed: int, index: int) -> dict[str, Any]:
     return bundle  # pragma: no cover - the sizes converge within a few steps
 
 
+# Issue 14's $everything target is for "a Synthea patient with 500 resources": one such chart,
+# at an index no --patients run reaches, so its MRN is its own.
+LARGE_CHART_INDEX = 9_999_999
+
+
+def large_patient_bundle(seed: int, entries: int = 500) -> dict[str, Any]:
+    """A patient's transaction Bundle of at least `entries` entries (a long chart)."""
+    encounters = 8
+    while True:
+        bundle = _build_patient(seed, LARGE_CHART_INDEX, encounters)
+        if len(bundle["entry"]) >= entries:
+            return bundle
+        encounters += 2
+
+
 def patient_bundles(seed: int, patients: int) -> Iterator[dict[str, Any]]:
     for index in range(patients):
         yield patient_bundle(seed, index)

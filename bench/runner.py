@@ -26,6 +26,7 @@ class Config:
     everything_clients: int = 4
     mixed_clients: int = 4
     mixed_seconds: float = 20.0  # the memory phase (--soak)
+    long_chart: int = 500  # resources of the patient whose $everything is timed alone (0: none)
     seed: int = 42
     # The read workloads that are compared as ratios (read, without auth and audit, with a token,
     # the ceiling) take turns in this many rounds per concurrency, so a slow spell of a shared
@@ -174,6 +175,14 @@ def run_workloads(
                     **timing,
                 ),
             )
+            if config.long_chart:
+                # Issue 14: a patient with 500 resources, one client (a latency target).
+                chart = workloads.large_chart(target, config.seed, config.long_chart)
+                # (its size is in the note: the resources the answers held)
+                result = workloads.run(target, f"Patient/{{chart of {config.long_chart}+}}/$everything",
+                                       workloads.everything_operation(catalog, f"Patient/{chart}/$everything"),
+                                       clients=1, seed=config.seed, **timing)
+                record(out, "everything-long", result)
         else:
             notes.append(f"$everything skipped: GET {path} answered {status} ({body[:120]})")
     if config.wants("mixed"):

@@ -112,6 +112,7 @@ def test_the_benchmark_runs_end_to_end_on_tiny_sizes(live_server, ceiling_url, t
         mixed_clients=clients,
         mixed_seconds=0.6,
         seed=7,
+        long_chart=60,
     )
     measured = run_workloads(
         target,
@@ -131,7 +132,10 @@ def test_the_benchmark_runs_end_to_end_on_tiny_sizes(live_server, ceiling_url, t
     results["targets"] = report.targets(results)
 
     groups = {w["group"] for w in results["workloads"]}
-    assert {"read", "search", "count", "lastn", "mixed"} <= groups
+    assert {"read", "search", "count", "lastn", "mixed", "everything-long"} <= groups
+    (chart,) = [w for w in results["workloads"] if w["group"] == "everything-long"]
+    assert chart["matches_mean"] >= 60  # the whole long chart in the answer (all its pages)
+    assert any(t["target"].startswith(chart["name"]) for t in results["targets"])
     assert ("ceiling-read" in groups) == postgres
     assert len([w for w in results["workloads"] if w["group"] == "search"]) == 8
     for summary in results["workloads"]:
