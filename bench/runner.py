@@ -169,7 +169,7 @@ def run_workloads(
                 workloads.run(
                     target,
                     "Patient/{median}/$everything",
-                    workloads.everything_operation(catalog),
+                    workloads.everything_operation(path),
                     clients=config.everything_clients,
                     seed=config.seed,
                     **timing,
@@ -180,7 +180,7 @@ def run_workloads(
                 chart = workloads.large_chart(target, config.seed, config.long_chart)
                 # (its size is in the note: the resources the answers held)
                 result = workloads.run(target, f"Patient/{{chart of {config.long_chart}+}}/$everything",
-                                       workloads.everything_operation(catalog, f"Patient/{chart}/$everything"),
+                                       workloads.everything_operation(f"Patient/{chart}/$everything"),
                                        clients=1, seed=config.seed, **timing)
                 record(out, "everything-long", result)
         else:

@@ -423,27 +423,25 @@ def large_chart(target: Target, seed: int, entries: int = 500) -> str:
     """The id of the benchmark's long chart (generate.large_patient_bundle): POSTed the first
     time (untimed), found again by its MRN on later runs (--skip-ingest)."""
     from bench.generate import large_patient_bundle
-    from bench.load import Connection
 
     bundle = large_patient_bundle(seed, entries)
     patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
     mrn = next(i["value"] for i in patient["identifier"] if i.get("system") == MRN_SYSTEM)
-    connection = Connection(target)
+    session = Session(target)
     try:
-        found = orjson.loads(connection.request("GET", _query("Patient", [("identifier", f"{MRN_SYSTEM}|{mrn}")])).body)
-        if found.get("entry"):
+        found = _bundle(session, _query("Patient", [("identifier", f"{MRN_SYSTEM}|{mrn}")]))
+        if found and found.get("entry"):
             return found["entry"][0]["resource"]["id"]
-        answer = connection.request("POST", "", body=orjson.dumps(bundle), headers={"Prefer": "return=minimal"})
-        if answer.status != 200:
-            raise RuntimeError(f"the long chart was refused: {answer.status} {answer.body[:300]!r}")
-        locations = [e["response"]["location"] for e in orjson.loads(answer.body)["entry"]]
+        answer = post_transaction(session, orjson.dumps(bundle))
+        if answer is None:
+            raise RuntimeError(f"the long chart was not loaded: {session.result.error_samples}")
+        locations = [e["response"]["location"] for e in answer["entry"]]
         return next(loc.split("/")[1] for loc in locations if loc.startswith("Patient/"))
     finally:
-        connection.close()
+        session.close()
 
 
-def everything_operation(catalog: Catalog, path: str | None = None) -> Operation:
-    path = path or everything_path(catalog)
+def everything_operation(path: str) -> Operation:
 
     def everything(s: Session) -> None:
         bundle = _bundle(s, path)
